@@ -1,0 +1,39 @@
+//! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
+//! is used only here, at the edge.
+
+mod modem;
+mod pdu;
+mod sim;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "gridsms", version, about = "SMS notification gateway for a power-supply bureau")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encode and decode SMS PDUs (3GPP TS 23.040).
+    #[command(subcommand)]
+    Pdu(pdu::PduCommand),
+    /// Talk to one modem by hand: identity, a test send, listen for inbound SMS.
+    #[command(subcommand)]
+    Modem(modem::ModemCommand),
+    /// Run a simulated modem on a pseudo-terminal.
+    Sim(sim::SimArgs),
+}
+
+/// Exit code for bad input, as the CLI contract promises.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Pdu(cmd) => pdu::run(cmd),
+        Command::Modem(cmd) => modem::run(cmd),
+        Command::Sim(args) => sim::run(args),
+    }
+}
