@@ -1,6 +1,6 @@
 //! gridsms: the SMS notification gateway of a power-supply bureau.
 //!
-//! Data flow (see `docs/` and the design card):
+//! Data flow (see the design card and `docs/`):
 //!
 //! ```text
 //! marketing DB --poll--> jobs --+
@@ -14,8 +14,20 @@
 //! - [`at`]: pure AT-command response digester, command metadata and CMS/CME error classes.
 //! - [`modem`]: one actor task per modem owning its serial port; init, send, receive, health.
 //! - [`sim`]: a simulated modem on a pseudo-terminal, running the same serial code path.
+//! - [`message`]: categories, priorities, states and carriers shared by every layer.
+//! - [`phone`]: normalising Chinese mobile numbers and telling their carrier.
+//! - [`config`]: the TOML configuration, validated as a whole.
+//! - [`clock`]: wall-clock time behind a trait, for quiet hours and schedules.
+//! - [`store`]: the SQLite outbox, quotas and migrations.
+//! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 
 pub mod at;
+pub mod clock;
+pub mod config;
+pub mod dispatch;
+pub mod message;
 pub mod modem;
 pub mod pdu;
+pub mod phone;
 pub mod sim;
+pub mod store;
