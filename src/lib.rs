@@ -31,3 +31,4 @@ pub mod pdu;
 pub mod phone;
 pub mod sim;
 pub mod store;
+pub mod systemd;
