@@ -32,3 +32,4 @@ pub mod phone;
 pub mod sim;
 pub mod store;
 pub mod systemd;
+pub mod telemetry;
