@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "gridsms", version, about = "SMS notification gateway for a power-supply bureau")]
+#[command(
+    name = "gridsms",
+    version,
+    about = "SMS notification gateway for a power-supply bureau"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -145,11 +145,23 @@ pub enum DecodeError {
     #[error("invalid hex at character {position}")]
     BadHex { position: usize },
     #[error("truncated at octet {offset}: expected {needed} more octet(s) for {field}")]
-    Truncated { offset: usize, field: &'static str, needed: usize },
+    Truncated {
+        offset: usize,
+        field: &'static str,
+        needed: usize,
+    },
     #[error("invalid {field} at octet {offset}: {reason}")]
-    Invalid { offset: usize, field: &'static str, reason: String },
+    Invalid {
+        offset: usize,
+        field: &'static str,
+        reason: String,
+    },
     #[error("unsupported {field} at octet {offset}: {reason}")]
-    Unsupported { offset: usize, field: &'static str, reason: String },
+    Unsupported {
+        offset: usize,
+        field: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
