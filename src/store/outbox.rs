@@ -957,3 +957,53 @@ pub fn counts(conn: &mut Connection) -> Result<QueueCounts, StoreError> {
     }
     Ok(QueueCounts { cells })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn base() -> NewMessage {
+        let to = crate::phone::normalise("13800138000").unwrap();
+        NewMessage::new(to, "电费通知", Category::Bill)
+    }
+
+    /// Computed once; a change here would turn every retried request into a conflict.
+    const STORED_HASH: i64 = -7933200475645974678;
+
+    #[test]
+    fn content_hash_covers_what_the_caller_asked_for() {
+        let a = base();
+        let h = a.content_hash();
+        // A fixed value: the hash is stored, so it must not change between builds.
+        assert_eq!(h, STORED_HASH, "got {h}");
+        let mut b = base();
+        b.origin = Some("api:accounting".into());
+        b.batch_id = Some("run-7".into());
+        b.idempotency_key = Some("k".into());
+        assert_eq!(b.content_hash(), h, "bookkeeping fields are not content");
+        let variants: [fn(&mut NewMessage); 6] = [
+            |m| m.text.push('!'),
+            |m| m.category = Category::Reminder,
+            |m| m.priority = Some(3),
+            |m| m.not_before = Some(Utc.timestamp_opt(0, 0).unwrap()),
+            |m| m.expires_at = Some(Utc.timestamp_opt(0, 0).unwrap()),
+            |m| m.to = crate::phone::normalise("13800138001").unwrap(),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut m = base();
+            change(&mut m);
+            assert_ne!(m.content_hash(), h, "variant {i}");
+        }
+    }
+
+    #[test]
+    fn recovery_policy_overrides_by_category() {
+        let p = RecoveryPolicy {
+            default: RecoveryRule::Resend,
+            overrides: vec![(Category::Broadcast, RecoveryRule::MarkFailed)],
+        };
+        assert_eq!(p.rule_for(Category::Broadcast), RecoveryRule::MarkFailed);
+        assert_eq!(p.rule_for(Category::Outage), RecoveryRule::Resend);
+    }
+}

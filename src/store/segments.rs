@@ -425,3 +425,27 @@ pub fn failed_numbers(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryClass::{self, *};
+
+    #[test]
+    fn tp_st_classes_follow_23_040() {
+        let table: [(u8, DeliveryClass); 10] = [
+            (0x00, Delivered),
+            (0x01, Delivered),
+            (0x1f, Delivered),
+            (0x20, StillTrying),
+            (0x3f, StillTrying),
+            (0x40, Permanent),
+            (0x41, Permanent),
+            (0x5f, Permanent),
+            (0x60, GaveUp),
+            (0xff, GaveUp),
+        ];
+        for (st, want) in table {
+            assert_eq!(DeliveryClass::of(st), want, "TP-ST 0x{st:02X}");
+        }
+    }
+}
