@@ -166,7 +166,7 @@ fn demo_config_runs_on_a_fresh_checkout() {
             .any(|m| m.carrier == Some(Carrier::ChinaUnicom))
     );
     // Storage lands in demo-data/ at the top of the tree, not somewhere on the machine.
-    assert_eq!(c.storage.path, repo("demo-data/gridsms.sqlite"));
+    assert_eq!(c.storage.path, repo("demo-data/gridsms.db"));
     assert_eq!(c.api.listen.to_string(), "127.0.0.1:8727");
     let token = std::fs::read_to_string(repo("config/demo-token")).unwrap_or_default();
     assert!(

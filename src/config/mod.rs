@@ -313,6 +313,11 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// The first token allowed `scope`: what the CLI uses to talk to the local daemon.
+    pub fn token_with(&self, scope: Scope) -> Option<&ApiToken> {
+        self.tokens.iter().find(|t| t.allows(scope))
+    }
+
     /// The token whose secret is `bearer`, if any.
     pub fn token_for(&self, bearer: &str) -> Option<&ApiToken> {
         self.tokens.iter().find(|t| t.secret.matches(bearer))

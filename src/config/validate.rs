@@ -156,7 +156,7 @@ fn duration_in(
 
 fn storage(raw: RawStorage, base: &Path, at: &KeyPath, p: &mut Problems) -> StorageConfig {
     let path = match raw.path.as_deref() {
-        None => PathBuf::from("/var/lib/gridsms/gridsms.sqlite"),
+        None => PathBuf::from("/var/lib/gridsms/gridsms.db"),
         Some("") => {
             p.error(&at.key("path"), "must not be empty");
             PathBuf::new()
@@ -244,7 +244,7 @@ fn modem(m: RawModem, base: &Path, at: &KeyPath, p: &mut Problems) -> ModemConfi
     };
     let device = match m.device.as_deref() {
         None | Some("") => {
-            p.error(&at.key("device"), "missing: a serial device path (/dev/ttyUSB2, /dev/gridsms/modem-1, a pty link) or \"sim:PROFILE\"");
+            p.error(&at.key("device"), "missing: a serial device path (/dev/ttyUSB2, a /dev/gridsms/… udev link, a pty link) or \"sim:PROFILE\"");
             Device::Path(PathBuf::new())
         }
         Some(d) => match d.strip_prefix("sim:") {

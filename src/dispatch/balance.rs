@@ -24,12 +24,13 @@ pub struct QuotaLimits {
     pub monthly: u32,
 }
 
-/// Segments a SIM has sent in the current hour, day and month ([`QuotaWindows`]).
+/// Segments a SIM has sent in the current hour, day and month ([`QuotaWindows`]); the same
+/// shape as the store's persisted counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    pub hour: u32,
-    pub day: u32,
-    pub month: u32,
+    pub hour: u64,
+    pub day: u64,
+    pub month: u64,
 }
 
 /// The calendar hour, day and month containing an instant, in the configured zone. The store
@@ -169,7 +170,7 @@ fn judge(
         block(bench, format!("benched until {}", w.local(bench)));
     }
     for (label, used, limit, ends) in windows {
-        let committed = u64::from(used) + u64::from(c.in_flight);
+        let committed = used.saturating_add(u64::from(c.in_flight));
         if committed + u64::from(need.segments) > u64::from(limit) {
             block(
                 ends,
@@ -200,15 +201,15 @@ fn judge(
 
 /// Highest share of any quota already committed, for "least loaded".
 fn load(c: &SimCandidate<'_>) -> f64 {
-    let share = |used: u32, limit: u32| {
-        (f64::from(used) + f64::from(c.in_flight)) / f64::from(limit.max(1))
-    };
+    let share =
+        |used: u64, limit: u32| (used as f64 + f64::from(c.in_flight)) / f64::from(limit.max(1));
     share(c.usage.hour, c.limits.hourly)
         .max(share(c.usage.day, c.limits.daily))
         .max(share(c.usage.month, c.limits.monthly))
 }
 
-/// Picks the SIM for a message: among SIMs that can send it now, one not in `avoid`, then one
+/// Picks the SIM for a message from `candidates` (every enabled modem, in config order; an
+/// index into it comes back): among SIMs that can send it now, one not in `avoid`, then one
 /// of the recipient's carrier, then the fewest segments in flight, then the lowest quota share,
 /// then the first listed. Otherwise says how long to wait, or why nothing can move.
 pub fn choose_sim(
@@ -582,7 +583,7 @@ mod tests {
                 healthy: s.0,
                 benched_until: None,
                 carrier: carriers[s.8 as usize % 3],
-                usage: Usage { hour: s.2, day: s.3, month: s.4 },
+                usage: Usage { hour: s.2.into(), day: s.3.into(), month: s.4.into() },
                 limits: QuotaLimits { hourly: s.5, daily: s.6, monthly: s.7 },
                 last_send_at: Some(now - chrono::TimeDelta::milliseconds(s.9 as i64)),
                 min_interval: Duration::from_millis(s.10),
@@ -594,9 +595,9 @@ mod tests {
                 Choice::Sim(i) => {
                     let c = &cands[i];
                     prop_assert!(c.registered && c.healthy);
-                    prop_assert!(c.usage.hour + c.in_flight + segments <= c.limits.hourly);
-                    prop_assert!(c.usage.day + c.in_flight + segments <= c.limits.daily);
-                    prop_assert!(c.usage.month + c.in_flight + segments <= c.limits.monthly);
+                    prop_assert!(c.usage.hour + u64::from(c.in_flight + segments) <= u64::from(c.limits.hourly));
+                    prop_assert!(c.usage.day + u64::from(c.in_flight + segments) <= u64::from(c.limits.daily));
+                    prop_assert!(c.usage.month + u64::from(c.in_flight + segments) <= u64::from(c.limits.monthly));
                     prop_assert!(c.in_flight < c.max_in_flight);
                     prop_assert!(s_elapsed(c, now) >= c.min_interval);
                 }
@@ -632,17 +633,17 @@ mod tests {
                 if let Choice::Sim(_) = choose_sim(&[cand], &needs(segments, Carrier::Unknown), &w, now) {
                     sent.push((now, segments));
                     let w = QuotaWindows::at(SHANGHAI, now);
-                    prop_assert!(count(&sent, w.hour_start) <= hourly);
-                    prop_assert!(count(&sent, w.day_start) <= daily);
+                    prop_assert!(count(&sent, w.hour_start) <= u64::from(hourly));
+                    prop_assert!(count(&sent, w.day_start) <= u64::from(daily));
                 }
             }
         }
     }
 
-    fn count(sent: &[(DateTime<Utc>, u32)], from: DateTime<Utc>) -> u32 {
+    fn count(sent: &[(DateTime<Utc>, u32)], from: DateTime<Utc>) -> u64 {
         sent.iter()
             .filter(|(t, _)| *t >= from)
-            .map(|(_, n)| n)
+            .map(|(_, n)| u64::from(*n))
             .sum()
     }
 

@@ -2,13 +2,17 @@
 //!
 //! Pure functions; the caller supplies the random jitter sample so tests are deterministic.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Duration;
 
 /// How a failed send should be treated, decided by the modem layer from the CMS/CME error or
 /// the status report. The dispatcher only ever looks at this class, never at raw codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+///
+/// Stand-in with the same variants, serde names and `as_str` as `crate::at::RetryClass` on the
+/// modem branch; when both are merged this definition gives way to
+/// `pub use crate::at::RetryClass;`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RetryClass {
     /// A passing problem (network busy, timeout): the same modem may try again after a pause.
     RetryHere,
@@ -18,6 +22,17 @@ pub enum RetryClass {
     PermanentForMessage,
     /// The modem is wedged (no answer, SIM gone): it needs recovery, the message goes elsewhere.
     ModemNeedsRecovery,
+}
+
+impl RetryClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryClass::RetryHere => "retry_here",
+            RetryClass::RetryOtherModem => "retry_other_modem",
+            RetryClass::PermanentForMessage => "permanent_for_message",
+            RetryClass::ModemNeedsRecovery => "modem_needs_recovery",
+        }
+    }
 }
 
 /// Exponential backoff: `initial * multiplier^(attempt-1)`, capped at `max`, minus a random
@@ -61,6 +76,13 @@ impl Backoff {
         let jitter = self.jitter.clamp(0.0, 1.0);
         let secs = (base * (1.0 - jitter * sample)).clamp(0.0, max);
         Duration::try_from_secs_f64(secs).unwrap_or(self.max)
+    }
+}
+
+impl Backoff {
+    /// [`Backoff::delay`] with the jitter sample drawn from `rng`.
+    pub fn delay_rng<R: rand::Rng + ?Sized>(&self, attempt: u32, rng: &mut R) -> Duration {
+        self.delay(attempt, rng.random::<f64>())
     }
 }
 
@@ -183,6 +205,20 @@ mod tests {
                 reason: "gave up after 5 attempts; last error: CMS ERROR 42".into()
             }
         );
+    }
+
+    #[test]
+    fn rng_jitter_stays_in_its_band() {
+        use rand::SeedableRng;
+        let p = b(100, 1000, 2.0, 0.5);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let delays: Vec<Duration> = (0..100).map(|_| p.delay_rng(1, &mut rng)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d > Duration::from_secs(50) && *d <= Duration::from_secs(100))
+        );
+        assert!(delays.iter().any(|d| *d != delays[0]), "jitter varies");
     }
 
     proptest! {
