@@ -1,1 +1,478 @@
-//! placeholder: module under construction
+//! The durable outbox: every outgoing message, its segments, per-SIM quota counters and the
+//! failed-number counters, in one SQLite file.
+//!
+//! # One owner of the connection
+//! [`Store`] is a cloneable handle to a dedicated OS thread that owns the only
+//! `rusqlite::Connection`. Callers send a closure over a bounded channel (capacity
+//! [`CHANNEL_CAPACITY`]) and await a oneshot reply. Chosen over `Mutex<Connection>` +
+//! `spawn_blocking` because SQLite allows one writer anyway, so a single thread loses nothing;
+//! it keeps the prepared-statement cache warm, never occupies tokio's blocking pool during a
+//! long bulk insert, and makes "no lock held across `.await`" true by construction. A full
+//! channel applies back-pressure to callers instead of growing memory.
+//!
+//! The sync functions in the submodules ([`outbox`], [`segments`], [`quotas`], [`retention`])
+//! take a `&mut Connection` and do the work; the async methods here only ship them to the
+//! thread. Every time-dependent call takes `now`/`at` from the caller (the dispatcher's clock),
+//! so tests and quiet-hour logic stay deterministic.
+//!
+//! # Durability
+//! WAL journal. Commits run with `synchronous=NORMAL` (a commit is an append, fsync only at
+//! checkpoints: safe against a process crash, and cheap enough for the several small state
+//! writes per segment), except the enqueue transactions, which are raised to
+//! `synchronous=FULL`: the WAL is fsynced before [`Store::enqueue`] returns, so a message the
+//! API acknowledged survives power loss too, and that fsync also hardens every earlier commit.
+//! After a power cut (not a mere crash) the last few dispatch-state writes may roll back; that
+//! only leaves a message in `queued`/`sending`, which start-up recovery resolves — a possible
+//! resend, never a loss.
+//!
+//! # Message life and the crash window
+//! `enqueue` → `queued` → [`Store::claim_next`] (compare-and-set to `sending`, SIM recorded) →
+//! per segment [`Store::mark_segment_submitting`] before Ctrl-Z and
+//! [`Store::mark_segment_submitted`] with the TP-MR after `+CMGS` → [`Store::mark_sent`] →
+//! status reports ([`Store::apply_status_report`]) → `delivered` / `failed`. A crash can
+//! leave at most the one `submitting` segment per modem in doubt; [`Store::recover_in_flight`]
+//! resolves every `sending` message at start-up (see [`outbox::recover_in_flight`]).
+
+pub mod migrations;
+pub mod outbox;
+pub mod quotas;
+pub mod retention;
+pub mod segments;
+
+pub use outbox::{
+    CancelTarget, ClaimFilter, Claimed, CountCell, EnqueueOutcome, ListFilter, Message,
+    MessageDetail, MessageId, NewMessage, Page, QueueCounts, RecoveryPolicy, RecoveryReport,
+    RecoveryRule, SimRef,
+};
+pub use quotas::Usage;
+pub use retention::DEFAULT_RETENTION_DAYS;
+pub use segments::{
+    DeliveryClass, FailedNumber, ReportApplied, Segment, SegmentState, SegmentSubmit, StatusReport,
+};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests waiting for the store thread; callers beyond this wait (back-pressure).
+pub const CHANNEL_CAPACITY: usize = 256;
+
+/// Errors of the store. The API maps `Conflict` to 409, `Invalid` to 400, `NotFound` to 404.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this gridsms supports ({supported}); \
+         run the gridsms version that wrote it, or restore a backup"
+    )]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("migration to schema version {version} failed: {source}")]
+    Migration {
+        version: u32,
+        source: rusqlite::Error,
+    },
+    #[error("database setup: {0}")]
+    Pragma(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Same idempotency key, different content. Nothing of the request was committed.
+    #[error(
+        "message #{index}: idempotency key {key:?} was already used for different content \
+         (message {existing_id})"
+    )]
+    Conflict {
+        index: usize,
+        key: String,
+        existing_id: MessageId,
+    },
+    /// A message failed validation. Nothing of the request was committed.
+    #[error("message #{index}: {field}: {reason}")]
+    Invalid {
+        index: usize,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("message {0} not found")]
+    NotFound(MessageId),
+    /// A compare-and-set found the message in another state (claimed, cancelled, expired...).
+    #[error("message {id} is {found}, expected {expected}")]
+    WrongState {
+        id: MessageId,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("segment {seq} of message {id} is {found}, expected {expected}")]
+    WrongSegmentState {
+        id: MessageId,
+        seq: u8,
+        expected: &'static str,
+        found: String,
+    },
+    /// A row holds a value this build cannot read (hand-edited database, disk damage).
+    #[error("unreadable row: {0}")]
+    Corrupt(String),
+    #[error("the store thread has stopped")]
+    Closed,
+    #[error("cannot start the store thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Open-time settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a statement waits for a lock held by another connection (a backup, the
+    /// sqlite3 shell) before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the store thread. Clone freely; the thread stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Open (creating if needed) and migrate a database file on the calling thread. The store
+/// thread uses this; tests and tools may too.
+pub fn open_connection(path: &Path, opts: &StoreOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    prepare(&mut conn, opts)?;
+    Ok(conn)
+}
+
+fn prepare(conn: &mut Connection, opts: &StoreOptions) -> Result<(), StoreError> {
+    migrations::configure(conn, opts.busy_timeout)?;
+    migrations::migrate(conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Store {
+    /// Open the database at `path` with default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Open the database at `path`: pragmas, migrations, then the store thread takes over.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        opts: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_owned();
+        Self::spawn(move || open_connection(&path, &opts)).await
+    }
+
+    /// A private in-memory database, for tests and tools.
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        Self::spawn(|| {
+            let mut conn = Connection::open_in_memory()?;
+            prepare(&mut conn, &StoreOptions::default())?;
+            Ok(conn)
+        })
+        .await
+    }
+
+    async fn spawn(
+        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
+    ) -> Result<Store, StoreError> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(CHANNEL_CAPACITY);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("gridsms-store".into())
+            .spawn(move || {
+                let mut conn = match open() {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // Ends when every Store handle is dropped; dropping the connection then
+                // checkpoints the WAL.
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        ready_rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(Store { jobs })
+    }
+
+    /// Run `f` on the store thread and return its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queue one message; returns once it is committed (fsynced).
+    pub async fn enqueue(
+        &self,
+        msg: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<EnqueueOutcome, StoreError> {
+        let mut out = self.enqueue_bulk(vec![msg], now).await?;
+        out.pop().ok_or(StoreError::Closed)
+    }
+
+    /// Queue many messages in ONE transaction: all committed, or (on an invalid message or an
+    /// idempotency conflict) none. Outcomes are in input order.
+    pub async fn enqueue_bulk(
+        &self,
+        msgs: Vec<NewMessage>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        self.call(move |c| outbox::enqueue_bulk(c, &msgs, now))
+            .await
+    }
+
+    /// Claim up to `filter.limit` due messages in priority order (queued → sending), recording
+    /// the SIM they go out on.
+    pub async fn claim_next(
+        &self,
+        now: DateTime<Utc>,
+        filter: ClaimFilter,
+        sim: Option<SimRef>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.call(move |c| outbox::claim_next(c, now, &filter, sim.as_ref()))
+            .await
+    }
+
+    /// The messages `claim_next` would take, without claiming them (for SIM planning).
+    pub async fn peek_ready(
+        &self,
+        now: DateTime<Utc>,
+        filter: ClaimFilter,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.call(move |c| outbox::peek_ready(c, now, &filter))
+            .await
+    }
+
+    /// Claim one message by id (after `peek_ready`); `None` if someone else got it first.
+    pub async fn claim(
+        &self,
+        id: MessageId,
+        now: DateTime<Utc>,
+        sim: Option<SimRef>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        self.call(move |c| outbox::claim(c, id, now, sim.as_ref()))
+            .await
+    }
+
+    /// When the next queued message matching `filter` becomes due (to sleep until then).
+    pub async fn next_due(&self, filter: ClaimFilter) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(move |c| outbox::next_due(c, &filter)).await
+    }
+
+    /// Record that a segment is about to be sent (before Ctrl-Z).
+    pub async fn mark_segment_submitting(
+        &self,
+        seg: SegmentSubmit,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| segments::mark_submitting(c, &seg, at))
+            .await
+    }
+
+    /// Record the TP-MR a segment got from `+CMGS`.
+    pub async fn mark_segment_submitted(
+        &self,
+        id: MessageId,
+        seq: u8,
+        tp_mr: u8,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| segments::mark_submitted(c, id, seq, tp_mr, at))
+            .await
+    }
+
+    /// Every segment has its TP-MR: sending → sent.
+    pub async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.call(move |c| outbox::mark_sent(c, id, at)).await
+    }
+
+    /// Give up on a message. `permanent` = the recipient number is at fault (counted in the
+    /// failed-number report).
+    pub async fn mark_failed(
+        &self,
+        id: MessageId,
+        reason: String,
+        permanent: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| outbox::mark_failed(c, id, &reason, permanent, at))
+            .await
+    }
+
+    /// Put a message back in the queue until `next_attempt_at` (sending → queued).
+    pub async fn schedule_retry(
+        &self,
+        id: MessageId,
+        next_attempt_at: DateTime<Utc>,
+        error: String,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| outbox::schedule_retry(c, id, next_attempt_at, &error, at))
+            .await
+    }
+
+    /// Queued messages whose `expires_at` has passed → expired. Returns how many.
+    pub async fn expire_due(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.call(move |c| outbox::expire_due(c, now)).await
+    }
+
+    /// Cancel queued messages by id or by batch. Returns how many were cancelled.
+    pub async fn cancel(
+        &self,
+        target: CancelTarget,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.call(move |c| outbox::cancel(c, &target, at)).await
+    }
+
+    /// Apply an SMS-STATUS-REPORT; `None` when no recent submitted segment matches.
+    pub async fn apply_status_report(
+        &self,
+        report: StatusReport,
+    ) -> Result<Option<ReportApplied>, StoreError> {
+        self.call(move |c| segments::apply_status_report(c, &report))
+            .await
+    }
+
+    /// Resolve every message left in `sending` (call once at start-up, before dispatching).
+    pub async fn recover_in_flight(
+        &self,
+        policy: RecoveryPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<RecoveryReport, StoreError> {
+        self.call(move |c| outbox::recover_in_flight(c, &policy, now))
+            .await
+    }
+
+    /// Count `n` segments sent through SIM `iccid` at `at` (hour, day and month buckets in `tz`).
+    pub async fn record_segments_sent(
+        &self,
+        iccid: String,
+        n: u32,
+        at: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| quotas::record_segments_sent(c, &iccid, n, at, tz))
+            .await
+    }
+
+    /// Segments sent through SIM `iccid` in the hour, day and month containing `at`, in `tz`.
+    pub async fn usage(
+        &self,
+        iccid: String,
+        at: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<Usage, StoreError> {
+        self.call(move |c| quotas::usage(c, &iccid, at, tz)).await
+    }
+
+    /// Usage of every SIM that has sent anything in the current month.
+    pub async fn usage_all(
+        &self,
+        at: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<Vec<(String, Usage)>, StoreError> {
+        self.call(move |c| quotas::usage_all(c, at, tz)).await
+    }
+
+    /// One message with its segments.
+    pub async fn get(&self, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
+        self.call(move |c| outbox::get(c, id)).await
+    }
+
+    /// A page of messages, newest first.
+    pub async fn list(&self, filter: ListFilter) -> Result<Page, StoreError> {
+        self.call(move |c| outbox::list(c, &filter)).await
+    }
+
+    /// Message counts by state and category.
+    pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
+        self.call(outbox::counts).await
+    }
+
+    /// Numbers with at least `min_failures` permanent failures, worst first.
+    pub async fn failed_numbers(
+        &self,
+        min_failures: u32,
+        limit: usize,
+    ) -> Result<Vec<FailedNumber>, StoreError> {
+        self.call(move |c| segments::failed_numbers(c, min_failures, limit))
+            .await
+    }
+
+    /// Delete finished messages last changed before `older_than`, [`retention::BATCH`] at a
+    /// time, each batch its own transaction and its own trip through the channel, so dispatch
+    /// requests interleave and sending never waits long. Returns how many were deleted.
+    pub async fn prune(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self
+                .call(move |c| retention::prune_batch(c, older_than, retention::BATCH))
+                .await?;
+            total += n;
+            if n < retention::BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        self.call(move |c| retention::prune_usage(c, older_than))
+            .await?;
+        Ok(total)
+    }
+}
+
+/// UTC milliseconds, the storage form of every time.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+}
+
+pub(crate) fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(from_ms).transpose()
+}

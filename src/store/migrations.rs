@@ -1,0 +1,160 @@
+//! Schema migrations: an append-only list keyed on SQLite's `PRAGMA user_version`.
+//!
+//! Version N means the first N entries of [`MIGRATIONS`] have been applied. At open, every
+//! missing entry runs inside one `BEGIN IMMEDIATE` transaction together with the new
+//! `user_version`, so a crash mid-upgrade leaves the previous version intact. A database whose
+//! version is higher than this build knows is refused (an older binary must not write into a
+//! schema it does not understand). Never edit or reorder an entry that has shipped; append.
+//!
+//! Connection pragmas are set by [`configure`], outside any transaction, because
+//! `journal_mode` and `foreign_keys` are no-ops inside one.
+
+use super::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+use std::time::Duration;
+
+/// Every schema change ever shipped, oldest first. Times are UTC milliseconds since the epoch.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the outbox and its segments.
+    r#"
+    CREATE TABLE messages (
+        id               INTEGER PRIMARY KEY,
+        recipient        TEXT    NOT NULL,           -- E.164, +86...
+        text             TEXT    NOT NULL,
+        category         TEXT    NOT NULL,
+        priority         INTEGER NOT NULL,
+        not_before       INTEGER,
+        expires_at       INTEGER,
+        idempotency_key  TEXT    UNIQUE,
+        content_hash     INTEGER NOT NULL,           -- compared only between rows of one key
+        state            TEXT    NOT NULL DEFAULT 'queued',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        modem            TEXT,                       -- modem name of the last claim
+        sim_iccid        TEXT,                       -- SIM identity of the last claim
+        origin           TEXT,                       -- who made it: api token, job name
+        batch_id         TEXT,                       -- for cancelling a whole run
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        next_attempt_at  INTEGER NOT NULL,           -- max(not_before, retry time)
+        sent_at          INTEGER,
+        delivered_at     INTEGER
+    );
+    -- The dispatcher's hot query: queued, due, by priority then due time.
+    CREATE INDEX messages_ready ON messages (priority, category, next_attempt_at)
+        WHERE state = 'queued';
+    CREATE INDEX messages_expiry ON messages (expires_at)
+        WHERE state = 'queued' AND expires_at IS NOT NULL;
+    -- Counts by state and category (/metrics, /api/v1/queue) and the start-up scan of 'sending'.
+    CREATE INDEX messages_state ON messages (state, category);
+    CREATE INDEX messages_batch ON messages (batch_id) WHERE batch_id IS NOT NULL;
+    CREATE INDEX messages_recipient ON messages (recipient);
+
+    CREATE TABLE segments (
+        message_id    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,              -- 1-based, as in the UDH
+        total         INTEGER NOT NULL,
+        concat_ref    INTEGER,                       -- UDH reference, reused on resend
+        tp_mr         INTEGER,                       -- from +CMGS
+        sim_iccid     TEXT,
+        state         TEXT    NOT NULL DEFAULT 'pending',
+        status        INTEGER,                       -- TP-ST of the last status report
+        submitted_at  INTEGER,
+        reported_at   INTEGER,
+        PRIMARY KEY (message_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX segments_report ON segments (sim_iccid, tp_mr) WHERE state = 'submitted';
+    "#,
+    // 2: per-SIM quota counters and the failed-number report.
+    r#"
+    CREATE TABLE sim_usage (
+        sim_iccid     TEXT    NOT NULL,
+        period        TEXT    NOT NULL,              -- 'hour' | 'day' | 'month'
+        bucket        TEXT    NOT NULL,              -- local label: 2026-11-28T14, 2026-11-28, 2026-11
+        bucket_start  INTEGER NOT NULL,              -- UTC ms, for pruning
+        segments      INTEGER NOT NULL,
+        PRIMARY KEY (sim_iccid, period, bucket)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE failed_numbers (
+        recipient       TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        first_failed_at INTEGER NOT NULL,
+        last_failed_at  INTEGER NOT NULL,
+        last_error      TEXT
+    ) WITHOUT ROWID;
+
+    -- Retention walks finished messages oldest first without touching the queue.
+    CREATE INDEX messages_finished ON messages (updated_at)
+        WHERE state NOT IN ('queued', 'sending');
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How commits reach the disk by default. See the store module docs for why enqueue
+/// transactions are raised to FULL.
+pub(crate) const BASE_SYNCHRONOUS: &str = "NORMAL";
+
+/// Set the per-connection pragmas. Must run outside a transaction.
+pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
+    conn.busy_timeout(busy_timeout)?;
+    // WAL: readers never block the writer, and a commit is one sequential append.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        return Err(StoreError::Pragma(format!(
+            "journal_mode is {mode}, wanted wal"
+        )));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {BASE_SYNCHRONOUS};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -8192;"
+    ))?;
+    Ok(())
+}
+
+/// Read the schema version.
+pub fn version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("user_version {v}")))
+}
+
+/// Bring the schema to [`CURRENT_VERSION`]; returns the version found before.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    apply_up_to(conn, CURRENT_VERSION)
+}
+
+/// Apply migrations until the schema is at `target`. Public so tests can build every past
+/// version exactly as an old binary left it.
+#[doc(hidden)]
+pub fn apply_up_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = version(&tx)?;
+    if found > CURRENT_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    let target = target.min(CURRENT_VERSION);
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(found as usize)
+    {
+        tx.execute_batch(sql)
+            .map_err(|source| StoreError::Migration {
+                version: i as u32 + 1,
+                source,
+            })?;
+    }
+    if target > found {
+        tx.pragma_update(None, "user_version", target)?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
