@@ -8,7 +8,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "expected a duration such as \"500ms\", \"2s\", \"1m30s\", \"24h\" or \"7d\" (units ms, s, m, h, d), got {0:?}"
+    "expected a duration such as \"500ms\", \"2s\", \"1m30s\", \"24h\" or \"7d\" \
+     (units ms, s, m, h, d), got {0:?}"
 )]
 pub struct DurationError(pub String);
 

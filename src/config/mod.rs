@@ -548,6 +548,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Validates config `text` as if read from `path` (which names it in diagnostics and anchors
 /// its relative paths).
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    // Notepad on Windows saves UTF-8 with a byte-order mark; TOML does not allow one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let map = locate::SourceMap::new(text);
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span();
@@ -594,6 +596,45 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// How a modem's configuration changed between two configs (on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModemChange {
+    Added(String),
+    Removed(String),
+    /// Device, speed, PIN or SMSC changed: the port must be closed and the modem set up again.
+    Reopen(String),
+    /// Only limits, intervals, timeouts, `enabled`, carrier or price changed: applied in place.
+    Retune(String),
+}
+
+/// Changes from `old` to `new` modems, matched by name, in `new`'s order then removals.
+pub fn modem_changes(old: &[ModemConfig], new: &[ModemConfig]) -> Vec<ModemChange> {
+    let mut out = Vec::new();
+    for n in new {
+        match old.iter().find(|o| o.name == n.name) {
+            None => out.push(ModemChange::Added(n.name.clone())),
+            Some(o) if o == n => {}
+            Some(o) => {
+                let reopen = o.device != n.device
+                    || o.baud != n.baud
+                    || o.pin() != n.pin()
+                    || o.smsc != n.smsc;
+                out.push(if reopen {
+                    ModemChange::Reopen(n.name.clone())
+                } else {
+                    ModemChange::Retune(n.name.clone())
+                });
+            }
+        }
+    }
+    for o in old {
+        if !new.iter().any(|n| n.name == o.name) {
+            out.push(ModemChange::Removed(o.name.clone()));
+        }
+    }
+    out
+}
+
 impl Config {
     /// The effective configuration as TOML, every default filled in, secrets redacted.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
@@ -603,5 +644,77 @@ impl Config {
     /// Modems with `enabled = true`.
     pub fn enabled_modems(&self) -> impl Iterator<Item = &ModemConfig> {
         self.modems.iter().filter(|m| m.enabled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modems(text: &str) -> Vec<ModemConfig> {
+        match parse(text, Path::new("/etc/gridsms/gridsms.toml")) {
+            Ok(l) => l.config.modems,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        let s = Secret::new("abcdef");
+        assert!(s.matches("abcdef"));
+        for other in ["", "abcde", "abcdeg", "abcdefg", "ABCDEF"] {
+            assert!(!s.matches(other), "{other}");
+        }
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!("admin".parse::<Scope>(), Ok(Scope::Admin));
+        assert!("Admin".parse::<Scope>().is_err());
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!("fail".parse::<CrashRule>(), Ok(CrashRule::Fail));
+        assert_eq!(
+            "huawei-e173".parse::<SimProfile>(),
+            Ok(SimProfile::HuaweiE173)
+        );
+        assert_eq!(Device::Sim(SimProfile::Sim800).to_string(), "sim:sim800");
+    }
+
+    #[test]
+    fn byte_order_mark_is_accepted() {
+        assert!(
+            parse(
+                "\u{feff}[dispatch]\nmax_attempts = 3\n",
+                Path::new("x.toml")
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn reload_changes_by_modem() {
+        let old = modems(
+            "[[modem]]\nname = \"a\"\ndevice = \"sim:sim800\"\n\
+             [[modem]]\nname = \"b\"\ndevice = \"sim:sim800\"\n\
+             [[modem]]\nname = \"c\"\ndevice = \"sim:sim800\"\n\
+             [[modem]]\nname = \"d\"\ndevice = \"sim:sim800\"\n",
+        );
+        let new = modems(
+            "[[modem]]\nname = \"a\"\ndevice = \"sim:sim800\"\n\
+             [[modem]]\nname = \"b\"\ndevice = \"sim:huawei-e173\"\n\
+             [[modem]]\nname = \"c\"\ndevice = \"sim:sim800\"\nhourly_limit = 10\n\
+             [[modem]]\nname = \"e\"\ndevice = \"sim:sim800\"\n",
+        );
+        assert_eq!(
+            modem_changes(&old, &new),
+            [
+                ModemChange::Reopen("b".into()),
+                ModemChange::Retune("c".into()),
+                ModemChange::Added("e".into()),
+                ModemChange::Removed("d".into()),
+            ]
+        );
+        assert!(modem_changes(&new, &new).is_empty());
     }
 }

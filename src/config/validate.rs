@@ -244,7 +244,11 @@ fn modem(m: RawModem, base: &Path, at: &KeyPath, p: &mut Problems) -> ModemConfi
     };
     let device = match m.device.as_deref() {
         None | Some("") => {
-            p.error(&at.key("device"), "missing: a serial device path (/dev/ttyUSB2, a /dev/gridsms/… udev link, a pty link) or \"sim:PROFILE\"");
+            p.error(
+                &at.key("device"),
+                "missing: a serial device path (/dev/ttyUSB2, a /dev/gridsms/… udev link, a pty \
+                 link) or \"sim:PROFILE\"",
+            );
             Device::Path(PathBuf::new())
         }
         Some(d) => match d.strip_prefix("sim:") {
@@ -272,13 +276,16 @@ fn modem(m: RawModem, base: &Path, at: &KeyPath, p: &mut Problems) -> ModemConfi
     };
     let baud = match m.baud {
         None => 115_200,
-        Some(b) => match u32::try_from(b) {
-            Ok(b) if BAUD_RATES.contains(&b) => b,
-            _ => {
-                p.error(&at.key("baud"), format!("{b} is not a standard rate: expected one of 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600"));
-                115_200
+        Some(b) => {
+            match u32::try_from(b) {
+                Ok(b) if BAUD_RATES.contains(&b) => b,
+                _ => {
+                    p.error(&at.key("baud"), format!("{b} is not a standard rate: expected one of 9600, 19200, 38400, 57600, \
+                     115200, 230400, 460800, 921600"));
+                    115_200
+                }
             }
-        },
+        }
     };
     let pin = pin(m.pin, m.pin_file, base, at, p);
     let smsc = m.smsc.filter(|s| {
@@ -309,10 +316,22 @@ fn modem(m: RawModem, base: &Path, at: &KeyPath, p: &mut Problems) -> ModemConfi
         );
     }
     if hourly_limit > SPAM_CHECK_HOURLY {
-        p.warn(&at.key("hourly_limit"), format!("{hourly_limit} an hour is above where carriers' spam checks start (about {SPAM_CHECK_HOURLY}); a flagged card loses SMS for days"));
+        p.warn(
+            &at.key("hourly_limit"),
+            format!(
+                "{hourly_limit} an hour is above where carriers' spam checks start \
+                 (about {SPAM_CHECK_HOURLY}); a flagged card loses SMS for days"
+            ),
+        );
     }
     if daily_limit > SPAM_CHECK_DAILY {
-        p.warn(&at.key("daily_limit"), format!("{daily_limit} a day is above where carriers' spam checks start (about {SPAM_CHECK_DAILY}); a flagged card loses SMS for days"));
+        p.warn(
+            &at.key("daily_limit"),
+            format!(
+                "{daily_limit} a day is above where carriers' spam checks start \
+                 (about {SPAM_CHECK_DAILY}); a flagged card loses SMS for days"
+            ),
+        );
     }
     let min_interval = duration_in(
         p,
@@ -329,10 +348,21 @@ fn modem(m: RawModem, base: &Path, at: &KeyPath, p: &mut Problems) -> ModemConfi
         (Duration::from_secs(5), Duration::from_secs(600)),
     );
     let carrier = m.carrier.and_then(|c| {
-        let known = [Carrier::ChinaMobile, Carrier::ChinaUnicom, Carrier::ChinaTelecom, Carrier::ChinaBroadnet];
+        let known = [
+            Carrier::ChinaMobile,
+            Carrier::ChinaUnicom,
+            Carrier::ChinaTelecom,
+            Carrier::ChinaBroadnet,
+        ];
         let found = known.into_iter().find(|k| k.as_str() == c);
         if found.is_none() {
-            p.error(&at.key("carrier"), format!("unknown carrier {c:?} (expected one of: china-mobile, china-unicom, china-telecom, china-broadnet)"));
+            p.error(
+                &at.key("carrier"),
+                format!(
+                    "unknown carrier {c:?} (expected one of: china-mobile, china-unicom, \
+                     china-telecom, china-broadnet)"
+                ),
+            );
         }
         found
     });
@@ -596,7 +626,13 @@ fn api(raw: RawApi, base: &Path, at: &KeyPath, p: &mut Problems) -> ApiConfig {
         Some(s) => match s.parse::<std::net::SocketAddr>() {
             Ok(a) => {
                 if !a.ip().is_loopback() {
-                    p.warn(&at.key("listen"), format!("{a} is reachable from the network; the API has no TLS, so put it behind a TLS proxy or keep it on 127.0.0.1"));
+                    p.warn(
+                        &at.key("listen"),
+                        format!(
+                            "{a} is reachable from the network; the API has no TLS, so put it \
+                         behind a TLS proxy or keep it on 127.0.0.1"
+                        ),
+                    );
                 }
                 a
             }
@@ -655,7 +691,8 @@ fn api(raw: RawApi, base: &Path, at: &KeyPath, p: &mut Problems) -> ApiConfig {
                 match read_secret(&path) {
                     Ok((s, world_readable)) => {
                         if s.chars().count() < MIN_SECRET_CHARS {
-                            p.error(&at.key("secret_file"), format!("the token in {} is shorter than {MIN_SECRET_CHARS} characters; generate one with `openssl rand -hex 32`", path.display()));
+                            p.error(&at.key("secret_file"), format!("the token in {} is shorter than {MIN_SECRET_CHARS} characters; \
+                                 generate one with `openssl rand -hex 32`", path.display()));
                         } else if tokens.iter().any(|o| o.secret.matches(&s)) {
                             p.error(
                                 &at.key("secret_file"),
@@ -728,7 +765,13 @@ fn log(raw: RawLog, at: &KeyPath, p: &mut Problems) -> LogConfig {
         .all(|d| LEVELS.contains(&d.to_ascii_lowercase().as_str()));
     let parsed = tracing_subscriber::EnvFilter::builder().parse(&level);
     if !bare_ok || parsed.is_err() || level.trim().is_empty() {
-        p.error(&at.key("level"), format!("{level:?}: expected a level (trace, debug, info, warn, error, off) or directives such as \"gridsms=debug,info\""));
+        p.error(
+            &at.key("level"),
+            format!(
+                "{level:?}: expected a level (trace, debug, info, warn, error, off) or \
+                 directives such as \"gridsms=debug,info\""
+            ),
+        );
     }
     let format = match raw.format.as_deref() {
         None => LogFormat::Auto,

@@ -565,6 +565,27 @@ mod tests {
     }
 
     proptest! {
+        /// Every instant lies inside its own hour, day and month, in zones with DST at
+        /// midnight (Santiago), half-hour DST (Lord Howe) and none (Shanghai).
+        #[test]
+        fn windows_contain_their_instant(
+            secs in 1_600_000_000i64..2_000_000_000,
+            zone in 0usize..5,
+        ) {
+            let tz = [SHANGHAI, chrono_tz::America::Santiago, chrono_tz::Australia::Lord_Howe,
+                chrono_tz::Europe::Berlin, chrono_tz::Asia::Kolkata][zone];
+            let Some(now) = DateTime::from_timestamp(secs, 0) else {
+                return Err(TestCaseError::fail("bad instant"));
+            };
+            let w = QuotaWindows::at(tz, now);
+            prop_assert!(w.hour_start <= now && now < w.hour_end, "{w:?}");
+            prop_assert!(w.day_start <= now && now < w.day_end, "{w:?}");
+            prop_assert!(w.month_start <= now && now < w.month_end, "{w:?}");
+            prop_assert!(w.month_start <= w.day_start && w.day_end <= w.month_end);
+        }
+    }
+
+    proptest! {
         /// Whatever the snapshot, a chosen SIM has room for every segment in every window and
         /// is past its min_interval, registered, healthy and not benched.
         #[test]

@@ -23,7 +23,8 @@ pub enum QuietHoursError {
     #[error("expected \"HH:MM-HH:MM\" (e.g. \"21:00-08:00\"), got {0:?}")]
     Format(String),
     #[error(
-        "start and end are both {0}: an empty or all-day window is ambiguous; to send at any hour, set quiet_hours_categories = []"
+        "start and end are both {0}: an empty or all-day window is ambiguous; to send at any \
+         hour, set quiet_hours_categories = []"
     )]
     Empty(String),
 }
