@@ -21,9 +21,11 @@
 //! - [`store`]: the SQLite outbox, quotas and migrations.
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 
+pub mod api;
 pub mod at;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod dispatch;
 pub mod message;
 pub mod modem;

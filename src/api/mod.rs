@@ -1,0 +1,88 @@
+//! The HTTP JSON API under `/api/v1/`, plus `/healthz` and `/metrics`.
+//!
+//! Every `/api/v1/` route needs `Authorization: Bearer <token>`; the token's scopes decide what
+//! it may do (`read`, `send`, `outage`, `broadcast`, `admin`). Errors are JSON
+//! `{"error": "...", "field": "..."|null}` with the status code saying what kind: 400 bad
+//! request (the field is named), 401 no or unknown token, 403 scope missing, 404, 409
+//! idempotency conflict, 503 storage unavailable. A message is committed to SQLite before any
+//! 2xx answer.
+
+mod error;
+mod messages;
+mod status;
+
+pub use error::ApiError;
+
+use crate::config::{ApiToken, Scope};
+use crate::daemon::state::Shared;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Request bodies larger than this are refused (a broadcast text is at most a few KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The full router, ready for `axum::serve`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/metrics", get(status::metrics))
+        .route(
+            "/api/v1/messages",
+            post(messages::create).get(messages::list),
+        )
+        .route("/api/v1/messages/{id}", get(messages::get_one))
+        .route("/api/v1/modems", get(status::modems))
+        .route("/api/v1/queue", get(status::queue))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared)
+}
+
+/// The caller, authenticated by its bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiToken);
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.0.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token {:?} lacks the {} scope",
+                self.0.name,
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer header"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+        let config = shared.config();
+        config
+            .api
+            .token_for(token)
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))
+    }
+}

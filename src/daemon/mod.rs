@@ -1,0 +1,4 @@
+//! The daemon: wires the store, the modem pool, the dispatcher and the HTTP API together and
+//! runs them until SIGTERM.
+
+pub mod state;
