@@ -349,7 +349,7 @@ impl AtServer {
             echo: true,
             cmee: spec.default_cmee,
             cmgf: 0,
-            cscs: "IRA",
+            cscs: spec.default_cscs,
             csms: 0,
             cnmi: spec.default_cnmi,
             creg_n: 0,
@@ -432,7 +432,7 @@ impl AtServer {
         self.echo = true;
         self.cmee = self.spec.default_cmee;
         self.cmgf = 0;
-        self.cscs = "IRA";
+        self.cscs = self.spec.default_cscs;
         self.csms = 0;
         self.cnmi = self.spec.default_cnmi;
         self.creg_n = 0;
@@ -599,11 +599,9 @@ impl AtServer {
         };
         for cmd in cmds {
             match self.execute(now, cmd) {
-                Ok(lines) => {
-                    for l in lines {
-                        self.info(&l);
-                    }
-                }
+                Ok(lines) if lines.is_empty() => {}
+                // Several information lines form one block: CR LF before the first only.
+                Ok(lines) => self.info(&lines.join("\r\n")),
                 Err(f) => return self.final_fail(f),
             }
             if !matches!(self.input, Input::Command) || !self.powered || self.replug.is_some() {
@@ -1214,6 +1212,18 @@ impl AtServer {
             ("^CURC", Kind::Read) if spec.noise_every.is_some() => {
                 Ok(vec![format!("^CURC: {}", u8::from(self.curc))])
             }
+            // Which port of the stick carries URCs; gammu sets it after connecting.
+            ("^PORTSEL", Kind::Set(a)) if spec.iccid == IccidStyle::Huawei => match a.trim() {
+                "0" | "1" => Ok(vec![]),
+                _ => Err(Fail::Cme(4)),
+            },
+            ("^PORTSEL", Kind::Read) if spec.iccid == IccidStyle::Huawei => {
+                Ok(vec!["^PORTSEL: 0".into()])
+            }
+            ("^PORTSEL", Kind::Test) if spec.iccid == IccidStyle::Huawei => {
+                Ok(vec!["^PORTSEL: (0,1)".into()])
+            }
+            ("+CHUP", Kind::Exec | Kind::Test) => Ok(vec![]),
             ("^SYSINFO", Kind::Exec) if spec.iccid == IccidStyle::Huawei => {
                 let srv = if self.reg_stat(now) == 1 { 2 } else { 0 };
                 Ok(vec![format!("^SYSINFO:{srv},3,0,5,1,,4")])

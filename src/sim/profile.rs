@@ -102,6 +102,7 @@ pub(crate) struct ProfileSpec {
     /// Echo stays on whatever ATE says (Huawei sticks in the field do this).
     pub sticky_echo: bool,
     pub default_cmee: u8,
+    pub default_cscs: &'static str,
     /// Default `+CNMI` after power-on: mode, mt, bm, ds, bfr.
     pub default_cnmi: [u8; 5],
     /// Accepted values of each CNMI parameter (bit n set = value n accepted).
@@ -139,6 +140,7 @@ static QUECTEL_EC25: ProfileSpec = ProfileSpec {
     ati: &["Quectel", "EC25", "Revision: EC25EFAR06A08M4G"],
     sticky_echo: false,
     default_cmee: 1,
+    default_cscs: "GSM",
     default_cnmi: [2, 1, 0, 0, 0],
     cnmi_allowed: [0b0111, 0b1111, 0b0101, 0b0111, 0b0011],
     cnmi_test: "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)",
@@ -193,6 +195,7 @@ static SIM800: ProfileSpec = ProfileSpec {
     ati: &["SIM800 R14.18"],
     sticky_echo: false,
     default_cmee: 0,
+    default_cscs: "IRA",
     default_cnmi: [1, 1, 0, 0, 0],
     cnmi_allowed: [0b1111, 0b1111, 0b0101, 0b0011, 0b0011],
     cnmi_test: "+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)",
@@ -248,6 +251,7 @@ static HUAWEI_E173: ProfileSpec = ProfileSpec {
     ],
     sticky_echo: true,
     default_cmee: 0,
+    default_cscs: "IRA",
     default_cnmi: [0, 0, 0, 0, 0],
     cnmi_allowed: [0b0111, 0b1111, 0b0101, 0b0101, 0b0011],
     cnmi_test: "+CNMI: (0,1,2),(0,1,2,3),(0,2),(0,2),(0,1)",
