@@ -9,6 +9,17 @@
 //! - [`encode_deliver`] / [`encode_status_report`] → what a network would hand a modem; used by
 //!   the simulated modem and by tests.
 
+mod address;
+pub mod concat;
+mod deliver;
+mod gsm7;
+mod reader;
+mod status_report;
+mod submit;
+mod timestamp;
+mod udh;
+mod userdata;
+
 use chrono::{DateTime, FixedOffset};
 
 /// Text alphabet of the user data (TS 23.038 §4).
@@ -44,7 +55,11 @@ pub struct Address {
 impl Address {
     /// The address as people write it: international numbers with a leading `+`.
     pub fn to_display(&self) -> String {
-        todo!()
+        if self.number_type == NumberType::International && !self.value.is_empty() {
+            format!("+{}", self.value)
+        } else {
+            self.value.clone()
+        }
     }
 }
 
@@ -127,8 +142,8 @@ impl StatusReport {
 }
 
 /// Class of a TP-ST value; reserved values count as permanent failure.
-pub fn status_class(_status: u8) -> StatusClass {
-    todo!()
+pub fn status_class(status: u8) -> StatusClass {
+    status_report::class(status)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +189,10 @@ pub enum EncodeError {
     TooLong { segments: usize },
     #[error("validity period of {0} minutes is out of range (5 minutes to 63 weeks)")]
     ValidityOutOfRange(u32),
+    /// A timestamp the 7-octet TP-SCTS field cannot carry (year outside 2000–2079, or a zone
+    /// offset beyond 79 quarter hours).
+    #[error("timestamp {0} does not fit TP-SCTS (years 2000-2079, zones within 19h45)")]
+    TimestampOutOfRange(String),
 }
 
 /// Options of an outgoing SMS-SUBMIT.
@@ -202,7 +221,7 @@ pub struct EncodedSegment {
 impl EncodedSegment {
     /// Uppercase hex, as written after the `> ` prompt.
     pub fn hex(&self) -> String {
-        todo!()
+        reader::to_hex(&self.pdu, true)
     }
 }
 
@@ -218,17 +237,26 @@ pub struct Preview {
 }
 
 /// Text → encoding and segment count, with the same splitting rules as [`encode_submit`].
-pub fn preview(_text: &str) -> Result<Preview, EncodeError> {
-    todo!()
+pub fn preview(text: &str) -> Result<Preview, EncodeError> {
+    if text.is_empty() {
+        return Err(EncodeError::EmptyText);
+    }
+    let p = userdata::plan(text, udh::concat_udh_len(false), false)?;
+    Ok(Preview {
+        encoding: p.encoding,
+        segments: p.segments,
+        units: p.units,
+        units_left: p.units_left,
+    })
 }
 
 /// Text → one or more SMS-SUBMIT PDUs.
 pub fn encode_submit(
-    _to: &str,
-    _text: &str,
-    _options: &SubmitOptions,
+    to: &str,
+    text: &str,
+    options: &SubmitOptions,
 ) -> Result<Vec<EncodedSegment>, EncodeError> {
-    todo!()
+    submit::encode(to, text, options)
 }
 
 /// Options of an SMS-DELIVER built by the simulated modem.
@@ -242,33 +270,61 @@ pub struct DeliverOptions {
 }
 
 /// Text from `sender` (digits, `+digits`, or alphanumeric) → one or more SMS-DELIVER PDUs
-/// (SMSC field included), as a network would hand them to a modem.
+/// (SMSC field included), as a network would hand them to a modem. An empty text gives one
+/// PDU with no user data, as networks do deliver empty messages.
 pub fn encode_deliver(
-    _sender: &str,
-    _text: &str,
-    _options: &DeliverOptions,
+    sender: &str,
+    text: &str,
+    options: &DeliverOptions,
 ) -> Result<Vec<Vec<u8>>, EncodeError> {
-    todo!()
+    deliver::encode(sender, text, options)
 }
 
 /// An SMS-STATUS-REPORT (SMSC field included) for a submitted message.
 pub fn encode_status_report(
-    _smsc: Option<&str>,
-    _message_ref: u8,
-    _recipient: &str,
-    _sc_timestamp: DateTime<FixedOffset>,
-    _discharge_time: DateTime<FixedOffset>,
-    _status: u8,
+    smsc: Option<&str>,
+    message_ref: u8,
+    recipient: &str,
+    sc_timestamp: DateTime<FixedOffset>,
+    discharge_time: DateTime<FixedOffset>,
+    status: u8,
 ) -> Result<Vec<u8>, EncodeError> {
-    todo!()
+    status_report::encode(
+        smsc,
+        message_ref,
+        recipient,
+        sc_timestamp,
+        discharge_time,
+        status,
+    )
 }
 
-/// Decode a PDU as modems print it (SMSC field first).
-pub fn decode(_pdu: &[u8]) -> Result<Pdu, DecodeError> {
-    todo!()
+/// Decode a PDU as modems print it (SMSC field first). TP-MTI 00 is read as SMS-DELIVER,
+/// 01 as SMS-SUBMIT and 10 as SMS-STATUS-REPORT (the directions a modem prints them in);
+/// 11 is reserved. Octets after the user data are ignored.
+pub fn decode(pdu: &[u8]) -> Result<Pdu, DecodeError> {
+    let mut r = reader::Reader::new(pdu);
+    let smsc = address::read_smsc(&mut r)?;
+    let fo_at = r.pos();
+    let fo = r.u8("first octet")?;
+    match fo & 0x03 {
+        0x00 => deliver::decode(&mut r, smsc, fo).map(Pdu::Deliver),
+        0x01 => submit::decode(&mut r, smsc, fo).map(Pdu::Submit),
+        0x02 => status_report::decode(&mut r, smsc, fo).map(Pdu::StatusReport),
+        _ => Err(DecodeError::Unsupported {
+            offset: fo_at,
+            field: "TP-MTI",
+            reason: format!("first octet {fo:02X}: reserved message type 11"),
+        }),
+    }
 }
 
 /// [`decode`] from hex text (either case, surrounding whitespace ignored).
-pub fn decode_hex(_hex: &str) -> Result<Pdu, DecodeError> {
-    todo!()
+pub fn decode_hex(hex: &str) -> Result<Pdu, DecodeError> {
+    decode(&reader::from_hex(hex)?)
+}
+
+/// Octets → lowercase hex (how the CLI shows 8-bit user data).
+pub fn to_hex_lower(bytes: &[u8]) -> String {
+    reader::to_hex(bytes, false)
 }
