@@ -1,8 +1,8 @@
 //! One JSON error shape for every failure the API reports.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

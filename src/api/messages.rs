@@ -6,10 +6,10 @@ use crate::daemon::state::Shared;
 use crate::message::{Category, MessageState};
 use crate::phone;
 use crate::store::{EnqueueOutcome, ListFilter, Message, MessageDetail, NewMessage, StoreError};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -114,8 +114,8 @@ pub async fn create(
     if req.text.trim().is_empty() {
         return Err(ApiError::bad_field("text", "is empty"));
     }
-    let preview = crate::pdu::preview(&req.text)
-        .map_err(|e| ApiError::bad_field("text", e.to_string()))?;
+    let preview =
+        crate::pdu::preview(&req.text).map_err(|e| ApiError::bad_field("text", e.to_string()))?;
     if let Some(p) = req.priority
         && p > 9
     {
@@ -309,27 +309,23 @@ pub async fn list(
             .map(phone::normalise)
             .transpose()
             .map_err(|e| ApiError::bad_field("to", e.to_string()))?,
-        state: q
-            .state
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: crate::message::UnknownName| ApiError::bad_field("state", e.to_string()))?,
-        category: q
-            .category
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: crate::message::UnknownName| {
-                ApiError::bad_field("category", e.to_string())
-            })?,
+        state: q.state.as_deref().map(str::parse).transpose().map_err(
+            |e: crate::message::UnknownName| ApiError::bad_field("state", e.to_string()),
+        )?,
+        category: q.category.as_deref().map(str::parse).transpose().map_err(
+            |e: crate::message::UnknownName| ApiError::bad_field("category", e.to_string()),
+        )?,
         since: parse_time("since", &q.since)?,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         before_id: q.cursor,
     };
     let page = shared.store.list(filter).await.map_err(store_error)?;
     Ok(Json(ListPage {
-        messages: page.messages.into_iter().map(|m| view(m, Vec::new())).collect(),
+        messages: page
+            .messages
+            .into_iter()
+            .map(|m| view(m, Vec::new()))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }

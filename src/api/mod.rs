@@ -15,10 +15,10 @@ pub use error::ApiError;
 
 use crate::config::{ApiToken, Scope};
 use crate::daemon::state::Shared;
+use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
-use axum::Router;
 use std::sync::Arc;
 
 /// Request bodies larger than this are refused (a broadcast text is at most a few KiB).

@@ -5,10 +5,10 @@ use crate::config::Scope;
 use crate::daemon::state::{Counters, ModemView, Shared};
 use crate::message::{Category, MessageState};
 use crate::modem::ModemState;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -92,7 +92,12 @@ pub async fn healthz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoResponse, ApiError> {
     let counts = shared.store.counts().await.map_err(ApiError::unavailable)?;
     let mut out = String::with_capacity(4096);
-    metric_header(&mut out, "gridsms_messages", "gauge", "Messages in the outbox by state and category.");
+    metric_header(
+        &mut out,
+        "gridsms_messages",
+        "gauge",
+        "Messages in the outbox by state and category.",
+    );
     for cell in &counts.cells {
         let _ = writeln!(
             out,
@@ -100,7 +105,12 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoRespo
             cell.state, cell.category, cell.count
         );
     }
-    metric_header(&mut out, "gridsms_queue_depth", "gauge", "Messages waiting to be sent (queued + sending).");
+    metric_header(
+        &mut out,
+        "gridsms_queue_depth",
+        "gauge",
+        "Messages waiting to be sent (queued + sending).",
+    );
     let _ = writeln!(
         out,
         "gridsms_queue_depth {}",
@@ -108,20 +118,57 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoRespo
     );
     let c = &shared.counters;
     for (name, help, value) in [
-        ("gridsms_segments_sent_total", "Segments accepted by a modem (+CMGS).", &c.segments_sent),
-        ("gridsms_segments_failed_total", "Segment submissions that failed.", &c.segments_failed),
-        ("gridsms_messages_sent_total", "Messages whose every segment was accepted.", &c.messages_sent),
-        ("gridsms_messages_failed_total", "Messages that ended failed.", &c.messages_failed),
-        ("gridsms_messages_retried_total", "Send attempts scheduled for retry.", &c.messages_retried),
-        ("gridsms_status_reports_total", "Status reports received.", &c.status_reports),
-        ("gridsms_status_reports_unmatched_total", "Status reports matching no segment.", &c.status_reports_unmatched),
-        ("gridsms_inbound_pdus_total", "Inbound SMS PDUs received.", &c.inbound_pdus),
+        (
+            "gridsms_segments_sent_total",
+            "Segments accepted by a modem (+CMGS).",
+            &c.segments_sent,
+        ),
+        (
+            "gridsms_segments_failed_total",
+            "Segment submissions that failed.",
+            &c.segments_failed,
+        ),
+        (
+            "gridsms_messages_sent_total",
+            "Messages whose every segment was accepted.",
+            &c.messages_sent,
+        ),
+        (
+            "gridsms_messages_failed_total",
+            "Messages that ended failed.",
+            &c.messages_failed,
+        ),
+        (
+            "gridsms_messages_retried_total",
+            "Send attempts scheduled for retry.",
+            &c.messages_retried,
+        ),
+        (
+            "gridsms_status_reports_total",
+            "Status reports received.",
+            &c.status_reports,
+        ),
+        (
+            "gridsms_status_reports_unmatched_total",
+            "Status reports matching no segment.",
+            &c.status_reports_unmatched,
+        ),
+        (
+            "gridsms_inbound_pdus_total",
+            "Inbound SMS PDUs received.",
+            &c.inbound_pdus,
+        ),
     ] {
         metric_header(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {}", Counters::get(value));
     }
     let modems = shared.modems();
-    metric_header(&mut out, "gridsms_modem_up", "gauge", "1 when the modem is ready to send.");
+    metric_header(
+        &mut out,
+        "gridsms_modem_up",
+        "gauge",
+        "1 when the modem is ready to send.",
+    );
     for m in &modems {
         let _ = writeln!(
             out,
@@ -130,13 +177,27 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoRespo
             u8::from(m.state == ModemState::Ready)
         );
     }
-    metric_header(&mut out, "gridsms_modem_signal_dbm", "gauge", "Received signal strength.");
+    metric_header(
+        &mut out,
+        "gridsms_modem_signal_dbm",
+        "gauge",
+        "Received signal strength.",
+    );
     for m in &modems {
         if let Some(dbm) = m.signal_dbm {
-            let _ = writeln!(out, "gridsms_modem_signal_dbm{{modem=\"{}\"}} {dbm}", label(&m.name));
+            let _ = writeln!(
+                out,
+                "gridsms_modem_signal_dbm{{modem=\"{}\"}} {dbm}",
+                label(&m.name)
+            );
         }
     }
-    metric_header(&mut out, "gridsms_modem_segments_sent_total", "counter", "Segments sent per modem.");
+    metric_header(
+        &mut out,
+        "gridsms_modem_segments_sent_total",
+        "counter",
+        "Segments sent per modem.",
+    );
     for m in &modems {
         let _ = writeln!(
             out,
@@ -145,7 +206,12 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoRespo
             m.segments_sent
         );
     }
-    metric_header(&mut out, "gridsms_modem_errors_total", "counter", "Send errors per modem and retry class.");
+    metric_header(
+        &mut out,
+        "gridsms_modem_errors_total",
+        "counter",
+        "Send errors per modem and retry class.",
+    );
     for ((modem, class), n) in shared.errors() {
         let _ = writeln!(
             out,
@@ -155,7 +221,10 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<impl IntoRespo
         );
     }
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     ))
 }

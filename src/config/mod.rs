@@ -128,49 +128,8 @@ impl Serialize for Device {
     }
 }
 
-/// The simulated modem models (`device = "sim:PROFILE"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SimProfile {
-    QuectelEc25,
-    Sim800,
-    HuaweiE173,
-}
-
-impl SimProfile {
-    pub const ALL: [SimProfile; 3] = [
-        SimProfile::QuectelEc25,
-        SimProfile::Sim800,
-        SimProfile::HuaweiE173,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SimProfile::QuectelEc25 => "quectel-ec25",
-            SimProfile::Sim800 => "sim800",
-            SimProfile::HuaweiE173 => "huawei-e173",
-        }
-    }
-}
-
-impl fmt::Display for SimProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SimProfile {
-    type Err = crate::message::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SimProfile::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| crate::message::UnknownName {
-                kind: "simulated modem profile",
-                value: s.to_owned(),
-                expected: "quectel-ec25, sim800, huawei-e173",
-            })
-    }
-}
+/// The simulated modem models (`device = "sim:PROFILE"`): the simulator's own profiles.
+pub use crate::sim::Profile as SimProfile;
 
 /// A value that must not reach logs or printed configs.
 #[derive(Clone, PartialEq, Eq)]

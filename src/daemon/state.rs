@@ -124,7 +124,9 @@ impl Shared {
 
     pub fn count_error(&self, modem: &str, class: &str) {
         let mut errors = self.errors.write().unwrap_or_else(PoisonError::into_inner);
-        *errors.entry((modem.to_owned(), class.to_owned())).or_default() += 1;
+        *errors
+            .entry((modem.to_owned(), class.to_owned()))
+            .or_default() += 1;
     }
 
     pub fn errors(&self) -> BTreeMap<(String, String), u64> {

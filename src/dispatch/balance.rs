@@ -24,14 +24,9 @@ pub struct QuotaLimits {
     pub monthly: u32,
 }
 
-/// Segments a SIM has sent in the current hour, day and month ([`QuotaWindows`]); the same
-/// shape as the store's persisted counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub hour: u64,
-    pub day: u64,
-    pub month: u64,
-}
+/// Segments a SIM has sent in the current hour, day and month ([`QuotaWindows`]), as the
+/// store persists them.
+pub use crate::store::Usage;
 
 /// The calendar hour, day and month containing an instant, in the configured zone. The store
 /// counts a SIM's segments since each `*_start`; quotas free up at each `*_end`.

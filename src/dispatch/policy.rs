@@ -2,38 +2,10 @@
 //!
 //! Pure functions; the caller supplies the random jitter sample so tests are deterministic.
 
-use serde::Serialize;
 use std::time::Duration;
 
-/// How a failed send should be treated, decided by the modem layer from the CMS/CME error or
-/// the status report. The dispatcher only ever looks at this class, never at raw codes.
-///
-/// Stand-in with the same variants, serde names and `as_str` as `crate::at::RetryClass` on the
-/// modem branch; when both are merged this definition gives way to
-/// `pub use crate::at::RetryClass;`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetryClass {
-    /// A passing problem (network busy, timeout): the same modem may try again after a pause.
-    RetryHere,
-    /// This SIM cannot send it now (no credit, barred, SMSC trouble): another SIM should.
-    RetryOtherModem,
-    /// The message itself is refused (bad number, unknown subscriber): retrying cannot help.
-    PermanentForMessage,
-    /// The modem is wedged (no answer, SIM gone): it needs recovery, the message goes elsewhere.
-    ModemNeedsRecovery,
-}
-
-impl RetryClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetryClass::RetryHere => "retry_here",
-            RetryClass::RetryOtherModem => "retry_other_modem",
-            RetryClass::PermanentForMessage => "permanent_for_message",
-            RetryClass::ModemNeedsRecovery => "modem_needs_recovery",
-        }
-    }
-}
+/// How a failed send should be treated; decided by the AT layer from the CMS/CME error.
+pub use crate::at::RetryClass;
 
 /// Exponential backoff: `initial * multiplier^(attempt-1)`, capped at `max`, minus a random
 /// share of up to `jitter` of it so that messages failed together do not retry together.
