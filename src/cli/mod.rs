@@ -1,7 +1,9 @@
 //! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
 //! is used only here, at the edge.
 
+mod client;
 mod config;
+mod daemon;
 mod modem;
 mod pdu;
 mod sim;
@@ -32,6 +34,16 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Validate a config file and print the effective configuration (secrets redacted).
     CheckConfig(config::CheckConfigArgs),
+    /// Run the gateway daemon (foreground; systemd runs it as Type=notify).
+    Run(daemon::RunArgs),
+    /// Queue a message through the running daemon.
+    Send(client::SendArgs),
+    /// The queue and the latest messages, or one message by id.
+    Status(client::StatusArgs),
+    /// The modems: state, signal, carrier, quota use.
+    Modems(client::ApiArgs),
+    /// Message counts by state and category.
+    Queue(client::ApiArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -43,5 +55,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Modem(cmd) => modem::run(cmd),
         Command::Sim(args) => sim::run(args),
         Command::CheckConfig(args) => config::run(args),
+        Command::Run(args) => daemon::run(args),
+        Command::Send(args) => client::send(args),
+        Command::Status(args) => client::status(args),
+        Command::Modems(args) => client::modems(args),
+        Command::Queue(args) => client::queue(args),
     }
 }

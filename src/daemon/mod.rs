@@ -1,6 +1,284 @@
-//! The daemon: wires the store, the modem pool, the dispatcher and the HTTP API together and
-//! runs them until SIGTERM.
+//! The daemon (`gridsms run`): wires the store, the modem pool, the dispatcher and the HTTP API
+//! together and runs them until SIGTERM.
+//!
+//! Start-up: open and migrate the store → resolve messages a crash left in `sending` (per
+//! category: resend or fail, see README "Crash safety") → start one actor per modem → bind the
+//! API → READY=1 to systemd once every modem has had its first init attempt.
+//!
+//! Signals: SIGTERM/SIGINT stop claiming work, let running sends finish within the grace
+//! period, stop the modems and exit 0. SIGHUP reloads the config file: modems added, removed
+//! or changed, limits, quiet hours and tokens apply at once; an invalid file is refused with a
+//! log line and the running config stays.
 
 pub mod dispatcher;
 pub mod pool;
 pub mod state;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config, ConfigError, CrashRule};
+use crate::message::Category;
+use crate::store::{RecoveryPolicy, RecoveryRule, Store, StoreError};
+use crate::systemd::Notifier;
+use dispatcher::{Control, Dispatcher};
+use state::Shared;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How long running sends may take to finish after SIGTERM. Shorter than the unit's
+/// TimeoutStopSec (45 s), so systemd never has to kill a send half-way.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot create the storage folder {path}: {source}")]
+    StorageDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// How a running daemon is set up beyond its config file (tests use these).
+pub struct RunOptions {
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Notifier,
+    pub grace: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            clock: Arc::new(SystemClock),
+            notifier: Notifier::from_env(),
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// The start-up crash rule per category, from `[dispatch.on_crash]`.
+pub fn recovery_policy(config: &Config) -> RecoveryPolicy {
+    RecoveryPolicy {
+        default: RecoveryRule::Resend,
+        overrides: Category::ALL
+            .into_iter()
+            .map(|c| {
+                let rule = match config.dispatch.on_crash.rule(c) {
+                    CrashRule::Resend => RecoveryRule::Resend,
+                    CrashRule::Fail => RecoveryRule::MarkFailed,
+                };
+                (c, rule)
+            })
+            .collect(),
+    }
+}
+
+/// Runs the daemon with `config` (loaded from `config_path`, which SIGHUP re-reads) until
+/// SIGTERM or SIGINT.
+pub async fn run(
+    config: Config,
+    config_path: &Path,
+    options: RunOptions,
+) -> Result<(), DaemonError> {
+    let storage = &config.storage.path;
+    if let Some(dir) = storage.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::StorageDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let store = Store::open(storage).await?;
+    let recovery = store
+        .recover_in_flight(recovery_policy(&config), options.clock.now())
+        .await?;
+    if !recovery.requeued.is_empty() || !recovery.failed.is_empty() || !recovery.completed.is_empty()
+    {
+        tracing::warn!(
+            requeued = recovery.requeued.len(),
+            failed = recovery.failed.len(),
+            completed = recovery.completed.len(),
+            uncertain_segments = recovery.uncertain_segments,
+            "resolved messages interrupted by the last stop"
+        );
+    }
+    warn_if_modemmanager_running(&config);
+    let listen = config.api.listen;
+    let shared = Shared::new(store, options.clock.clone(), Arc::new(config));
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let dispatcher = Dispatcher::new(shared.clone(), control_rx).await;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Bind { addr: listen, source })?;
+    let local = listener.local_addr().unwrap_or(listen);
+    tracing::info!(api = %format!("http://{local}"), "gridsms running; API listening");
+
+    let stop = CancellationToken::new();
+    let api = {
+        let stop = stop.clone();
+        let router = crate::api::router(shared.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "API server stopped");
+            }
+        })
+    };
+    let dispatch = tokio::spawn(dispatcher.run(stop.clone(), options.grace));
+    let notifier = options.notifier.clone();
+    let keepalive = tokio::spawn(keep_systemd_informed(shared.clone(), notifier.clone()));
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+            _ = hup.recv() => {
+                notifier.reloading();
+                reload(config_path, &shared, &control_tx).await;
+                notifier.ready(&status_line(&shared).await);
+            }
+        }
+    }
+    notifier.stopping();
+    stop.cancel();
+    keepalive.abort();
+    if let Err(error) = dispatch.await {
+        tracing::error!(%error, "dispatcher ended abnormally");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-read and validate the file; apply it whole or not at all.
+async fn reload(path: &Path, shared: &Arc<Shared>, control: &mpsc::Sender<Control>) {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(error) => {
+            tracing::error!(%error, "configuration reload refused; the running configuration stays");
+            return;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let old = shared.config();
+    let new = loaded.config;
+    if new.storage.path != old.storage.path || new.api.listen != old.api.listen {
+        tracing::warn!("storage.path and api.listen changes take effect at the next restart");
+    }
+    if new.log != old.log {
+        tracing::warn!("[log] changes take effect at the next restart");
+    }
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if control
+        .send(Control::Reload(Arc::new(new), reply_tx))
+        .await
+        .is_err()
+    {
+        tracing::error!("dispatcher gone; reload not applied");
+        return;
+    }
+    match tokio::time::timeout(Duration::from_secs(30), reply_rx).await {
+        Ok(Ok(changes)) => {
+            for change in changes {
+                tracing::info!(?change, "modem change applied");
+            }
+        }
+        _ => tracing::error!("dispatcher did not confirm the reload"),
+    }
+}
+
+/// The STATUS= line: modems up and queue depth.
+async fn status_line(shared: &Shared) -> String {
+    let modems = shared.modems();
+    let up = modems
+        .iter()
+        .filter(|m| m.state == crate::modem::ModemState::Ready)
+        .count();
+    let pending = match shared.store.counts().await {
+        Ok(c) => {
+            let q = c.by_state(crate::message::MessageState::Queued)
+                + c.by_state(crate::message::MessageState::Sending);
+            q.to_string()
+        }
+        Err(_) => "?".to_owned(),
+    };
+    format!(
+        "{up}/{} modems up, {pending} messages pending; {}",
+        modems.len(),
+        shared.dispatch_status()
+    )
+}
+
+/// READY once the modems have had their first init attempt; then STATUS every few seconds and
+/// WATCHDOG pings, each only after the store answered (a wedged store thread stops the pings
+/// and systemd restarts the daemon).
+async fn keep_systemd_informed(shared: Arc<Shared>, notifier: Notifier) {
+    shared.first_init_done.notified().await;
+    let line = status_line(&shared).await;
+    tracing::info!(status = %line, "ready");
+    notifier.ready(&line);
+    let every = notifier
+        .watchdog_interval()
+        .unwrap_or(Duration::from_secs(10))
+        .min(Duration::from_secs(10));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Ok(line) = tokio::time::timeout(every, status_line(&shared)).await {
+            notifier.status(&line);
+            notifier.watchdog();
+        }
+    }
+}
+
+/// ModemManager probes serial ports and can hold them for seconds; our udev rules tell it to
+/// leave our modems alone, but only for ports the rules matched.
+fn warn_if_modemmanager_running(config: &Config) {
+    let running = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "ModemManager")
+            })
+        })
+        .unwrap_or(false);
+    if !running {
+        return;
+    }
+    let untagged: Vec<String> = config
+        .enabled_modems()
+        .filter_map(|m| match &m.device {
+            config::Device::Path(p) if !p.starts_with("/dev/gridsms") => {
+                Some(format!("{} ({})", m.name, p.display()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !untagged.is_empty() {
+        tracing::warn!(
+            modems = %untagged.join(", "),
+            "ModemManager is running and these ports are not under /dev/gridsms (our udev rules \
+             tag those ID_MM_DEVICE_IGNORE); it may probe and hold them. Install udev/90-gridsms.rules \
+             or stop ModemManager"
+        );
+    }
+}
