@@ -197,8 +197,18 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 return Ok(());
             }
             for key in [
-                "id", "to", "category", "state", "attempts", "modem", "segments", "created_at",
-                "sent_at", "delivered_at", "last_error", "text",
+                "id",
+                "to",
+                "category",
+                "state",
+                "attempts",
+                "modem",
+                "segments",
+                "created_at",
+                "sent_at",
+                "delivered_at",
+                "last_error",
+                "text",
             ] {
                 println!("{key:>13}: {}", text(&m[key]));
             }
@@ -219,7 +229,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
             q["pending"],
             text(&q["dispatcher"])
         );
-        println!("{:>8}  {:<15} {:<10} {:<10} {:<10} {}", "id", "to", "category", "state", "modem", "created");
+        println!(
+            "{:>8}  {:<15} {:<10} {:<10} {:<10} {}",
+            "id", "to", "category", "state", "modem", "created"
+        );
         for m in list["messages"].as_array().into_iter().flatten() {
             println!(
                 "{:>8}  {:<15} {:<10} {:<10} {:<10} {}",
@@ -274,7 +287,12 @@ pub fn queue(args: ApiArgs) -> ExitCode {
             println!("{q}");
             return Ok(());
         }
-        println!("pending {} of {} messages; dispatcher: {}", q["pending"], q["total"], text(&q["dispatcher"]));
+        println!(
+            "pending {} of {} messages; dispatcher: {}",
+            q["pending"],
+            q["total"],
+            text(&q["dispatcher"])
+        );
         for section in ["by_state", "by_category"] {
             let cells: Vec<String> = q[section]
                 .as_object()

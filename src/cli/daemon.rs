@@ -38,7 +38,11 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(loaded.config, &args.config, RunOptions::default())) {
+    match runtime.block_on(daemon::run(
+        loaded.config,
+        &args.config,
+        RunOptions::default(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "gridsms stopped on an error");

@@ -24,7 +24,7 @@ use state::Shared;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -86,13 +86,27 @@ pub fn recovery_policy(config: &Config) -> RecoveryPolicy {
     }
 }
 
-/// Runs the daemon with `config` (loaded from `config_path`, which SIGHUP re-reads) until
-/// SIGTERM or SIGINT.
-pub async fn run(
+/// A started daemon: modems, dispatcher and API running. [`run`] wraps it with signals; tests
+/// drive it directly.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    /// Where the API listens (the real port when the config said port 0).
+    pub api_addr: std::net::SocketAddr,
+    config_path: PathBuf,
+    control: mpsc::Sender<Control>,
+    stop: CancellationToken,
+    api: tokio::task::JoinHandle<()>,
+    dispatch: tokio::task::JoinHandle<()>,
+    keepalive: tokio::task::JoinHandle<()>,
+    notifier: Notifier,
+}
+
+/// Opens the store, resolves interrupted sends, starts the modems, the dispatcher and the API.
+pub async fn start(
     config: Config,
     config_path: &Path,
     options: RunOptions,
-) -> Result<(), DaemonError> {
+) -> Result<Running, DaemonError> {
     let storage = &config.storage.path;
     if let Some(dir) = storage.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::StorageDir {
@@ -104,7 +118,9 @@ pub async fn run(
     let recovery = store
         .recover_in_flight(recovery_policy(&config), options.clock.now())
         .await?;
-    if !recovery.requeued.is_empty() || !recovery.failed.is_empty() || !recovery.completed.is_empty()
+    if !recovery.requeued.is_empty()
+        || !recovery.failed.is_empty()
+        || !recovery.completed.is_empty()
     {
         tracing::warn!(
             requeued = recovery.requeued.len(),
@@ -116,14 +132,17 @@ pub async fn run(
     }
     warn_if_modemmanager_running(&config);
     let listen = config.api.listen;
-    let shared = Shared::new(store, options.clock.clone(), Arc::new(config));
-    let (control_tx, control_rx) = mpsc::channel(4);
-    let dispatcher = Dispatcher::new(shared.clone(), control_rx).await;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| DaemonError::Bind { addr: listen, source })?;
-    let local = listener.local_addr().unwrap_or(listen);
-    tracing::info!(api = %format!("http://{local}"), "gridsms running; API listening");
+        .map_err(|source| DaemonError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let api_addr = listener.local_addr().unwrap_or(listen);
+    let shared = Shared::new(store, options.clock.clone(), Arc::new(config));
+    let (control, control_rx) = mpsc::channel(4);
+    let dispatcher = Dispatcher::new(shared.clone(), control_rx).await;
+    tracing::info!(api = %format!("http://{api_addr}"), "gridsms running; API listening");
 
     let stop = CancellationToken::new();
     let api = {
@@ -139,41 +158,75 @@ pub async fn run(
         })
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), options.grace));
-    let notifier = options.notifier.clone();
-    let keepalive = tokio::spawn(keep_systemd_informed(shared.clone(), notifier.clone()));
+    let keepalive = tokio::spawn(keep_systemd_informed(
+        shared.clone(),
+        options.notifier.clone(),
+    ));
+    Ok(Running {
+        shared,
+        api_addr,
+        config_path: config_path.to_owned(),
+        control,
+        stop,
+        api,
+        dispatch,
+        keepalive,
+        notifier: options.notifier,
+    })
+}
 
+impl Running {
+    /// Re-reads the config file (SIGHUP). Returns false when it was refused.
+    pub async fn reload(&self) -> bool {
+        self.notifier.reloading();
+        let applied = reload(&self.config_path, &self.shared, &self.control).await;
+        self.notifier.ready(&status_line(&self.shared).await);
+        applied
+    }
+
+    /// Stops claiming, lets running sends finish within the grace period, stops the modems
+    /// and the API.
+    pub async fn shutdown(self) {
+        self.notifier.stopping();
+        self.stop.cancel();
+        self.keepalive.abort();
+        if let Err(error) = self.dispatch.await {
+            tracing::error!(%error, "dispatcher ended abnormally");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.api).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Runs the daemon with `config` (loaded from `config_path`, which SIGHUP re-reads) until
+/// SIGTERM or SIGINT.
+pub async fn run(
+    config: Config,
+    config_path: &Path,
+    options: RunOptions,
+) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let running = start(config, config_path, options).await?;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-            _ = hup.recv() => {
-                notifier.reloading();
-                reload(config_path, &shared, &control_tx).await;
-                notifier.ready(&status_line(&shared).await);
-            }
+            _ = hup.recv() => { running.reload().await; }
         }
     }
-    notifier.stopping();
-    stop.cancel();
-    keepalive.abort();
-    if let Err(error) = dispatch.await {
-        tracing::error!(%error, "dispatcher ended abnormally");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
-    tracing::info!("stopped");
+    running.shutdown().await;
     Ok(())
 }
 
 /// SIGHUP: re-read and validate the file; apply it whole or not at all.
-async fn reload(path: &Path, shared: &Arc<Shared>, control: &mpsc::Sender<Control>) {
+async fn reload(path: &Path, shared: &Arc<Shared>, control: &mpsc::Sender<Control>) -> bool {
     let loaded = match config::load(path) {
         Ok(l) => l,
         Err(error) => {
             tracing::error!(%error, "configuration reload refused; the running configuration stays");
-            return;
+            return false;
         }
     };
     for w in &loaded.warnings {
@@ -194,15 +247,19 @@ async fn reload(path: &Path, shared: &Arc<Shared>, control: &mpsc::Sender<Contro
         .is_err()
     {
         tracing::error!("dispatcher gone; reload not applied");
-        return;
+        return false;
     }
     match tokio::time::timeout(Duration::from_secs(30), reply_rx).await {
         Ok(Ok(changes)) => {
             for change in changes {
                 tracing::info!(?change, "modem change applied");
             }
+            true
         }
-        _ => tracing::error!("dispatcher did not confirm the reload"),
+        _ => {
+            tracing::error!("dispatcher did not confirm the reload");
+            false
+        }
     }
 }
 
