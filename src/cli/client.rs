@@ -230,8 +230,8 @@ pub fn status(args: StatusArgs) -> ExitCode {
             text(&q["dispatcher"])
         );
         println!(
-            "{:>8}  {:<15} {:<10} {:<10} {:<10} {}",
-            "id", "to", "category", "state", "modem", "created"
+            "{:>8}  {:<15} {:<10} {:<10} {:<10} created",
+            "id", "to", "category", "state", "modem"
         );
         for m in list["messages"].as_array().into_iter().flatten() {
             println!(
@@ -258,8 +258,8 @@ pub fn modems(args: ApiArgs) -> ExitCode {
             return Ok(());
         }
         println!(
-            "{:<12} {:<12} {:<5} {:>6} {:<14} {:>13} {:>13} {}",
-            "name", "state", "reg", "dBm", "carrier", "hour", "day", "last error"
+            "{:<12} {:<12} {:<5} {:>6} {:<14} {:>13} {:>13} last error",
+            "name", "state", "reg", "dBm", "carrier", "hour", "day"
         );
         for m in list.as_array().into_iter().flatten() {
             println!(
