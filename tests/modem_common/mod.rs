@@ -1,0 +1,101 @@
+//! Shared rig for the modem integration tests: a simulated modem on a pty and an actor on it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use gridsms::modem::{
+    self, ModemConfig, ModemEvent, ModemEventKind, ModemHandle, ModemIdentity, SendError,
+};
+use gridsms::pdu::{self, SubmitOptions};
+use gridsms::sim::{self, Profile, SimHandle, SimOptions};
+use tokio::sync::mpsc;
+
+/// Hang guard only: generous, never part of what a test asserts.
+pub const GUARD: Duration = Duration::from_secs(20);
+
+pub struct Rig {
+    pub sim: SimHandle,
+    pub modem: ModemHandle,
+    pub events: mpsc::Receiver<ModemEvent>,
+    pub identity: ModemIdentity,
+}
+
+pub fn config(device: &str) -> ModemConfig {
+    let mut c = ModemConfig::new("test-modem", device);
+    c.send_timeout = Duration::from_secs(5);
+    c.prompt_timeout = Duration::from_secs(5);
+    c.reopen_backoff_min = Duration::from_millis(100);
+    c.reopen_backoff_max = Duration::from_secs(1);
+    c.sweep_interval = Duration::from_secs(3600);
+    c.health_interval = Duration::from_secs(3600);
+    c
+}
+
+impl Rig {
+    pub async fn start(profile: Profile) -> Rig {
+        Self::start_with(SimOptions::new(profile), |_| {}).await
+    }
+
+    pub async fn start_with(options: SimOptions, adjust: impl FnOnce(&mut ModemConfig)) -> Rig {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let sim = sim::spawn(options).await.expect("simulator starts");
+        let mut cfg = config(&sim.device_path().to_string_lossy());
+        adjust(&mut cfg);
+        let (tx, mut events) = mpsc::channel(256);
+        let modem = modem::spawn(cfg, tx);
+        let identity = match next_event(&mut events, |k| {
+            matches!(k, ModemEventKind::Ready(_) | ModemEventKind::Down { .. })
+        })
+        .await
+        {
+            ModemEventKind::Ready(id) => id,
+            other => panic!("modem did not become ready: {other:?}"),
+        };
+        Rig {
+            sim,
+            modem,
+            events,
+            identity,
+        }
+    }
+
+    pub async fn send(&self, to: &str, text: &str, report: bool) -> Result<Vec<u8>, SendError> {
+        let options = SubmitOptions {
+            status_report: report,
+            ..SubmitOptions::default()
+        };
+        let segments = pdu::encode_submit(to, text, &options).expect("encodes");
+        tokio::time::timeout(GUARD, self.modem.send(segments))
+            .await
+            .expect("send does not hang")
+    }
+
+    pub async fn next(&mut self, pred: impl Fn(&ModemEventKind) -> bool) -> ModemEventKind {
+        next_event(&mut self.events, pred).await
+    }
+
+    pub async fn stop(self) {
+        tokio::time::timeout(GUARD, self.modem.shutdown())
+            .await
+            .expect("actor stops");
+        self.sim.shutdown().await;
+    }
+}
+
+pub async fn next_event(
+    rx: &mut mpsc::Receiver<ModemEvent>,
+    pred: impl Fn(&ModemEventKind) -> bool,
+) -> ModemEventKind {
+    loop {
+        let ev = tokio::time::timeout(GUARD, rx.recv())
+            .await
+            .expect("expected event did not come (hang guard)")
+            .expect("event channel open");
+        if pred(&ev.kind) {
+            return ev.kind;
+        }
+    }
+}
