@@ -11,9 +11,12 @@ use gridsms::sim::{self, Profile, SimHandle, SimOptions};
 use tokio::sync::mpsc;
 
 /// Hang guard only: generous, never part of what a test asserts.
-pub const GUARD: Duration = Duration::from_secs(20);
+pub const GUARD: Duration = Duration::from_secs(60);
 
 pub struct Rig {
+    /// Holds the simulator's symlink: after an unplug the pty comes back under a new
+    /// /dev/pts number, and the link is how the driver finds it (as udev links do).
+    pub dir: tempfile::TempDir,
     pub sim: SimHandle,
     pub modem: ModemHandle,
     pub events: mpsc::Receiver<ModemEvent>,
@@ -41,7 +44,10 @@ impl Rig {
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
-        let sim = sim::spawn(options).await.expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = sim::spawn_linked(options, &dir.path().join("modem"))
+            .await
+            .expect("simulator starts");
         let mut cfg = config(&sim.device_path().to_string_lossy());
         adjust(&mut cfg);
         let (tx, mut events) = mpsc::channel(256);
@@ -55,6 +61,7 @@ impl Rig {
             other => panic!("modem did not become ready: {other:?}"),
         };
         Rig {
+            dir,
             sim,
             modem,
             events,
@@ -82,6 +89,14 @@ impl Rig {
             .await
             .expect("actor stops");
         self.sim.shutdown().await;
+        drop(self.dir);
+    }
+
+    /// Inject a fault and give the simulator's task a moment to apply it before the next
+    /// command reaches it (the two travel on different paths: channel and pty).
+    pub async fn fault(&self, fault: gridsms::sim::Fault) {
+        self.sim.inject_fault(fault);
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
