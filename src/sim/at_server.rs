@@ -101,7 +101,9 @@ pub(crate) struct AtServer {
     held: Vec<u8>,
     deferred: Vec<String>,
     powered: bool,
-    replug: Option<Duration>,
+    /// The port must go away for this long; `true` when the output so far should reach the
+    /// reader first (a reboot answers OK before it resets; an unplug just vanishes).
+    replug: Option<(Duration, bool)>,
     booted_at: Instant,
     boot_halted_at: Option<usize>,
     boot_sms_ready: bool,
@@ -382,7 +384,7 @@ impl AtServer {
         std::mem::take(&mut self.out)
     }
 
-    pub fn take_replug(&mut self) -> Option<Duration> {
+    pub fn take_replug(&mut self) -> Option<(Duration, bool)> {
         self.replug.take()
     }
 
@@ -417,11 +419,13 @@ impl AtServer {
         }
     }
 
-    fn power_off(&mut self, down_for: Duration) {
+    fn power_off(&mut self, down_for: Duration, drain: bool) {
         self.powered = false;
         self.timers.clear();
-        self.out.clear();
-        self.replug = Some(down_for);
+        if !drain {
+            self.out.clear();
+        }
+        self.replug = Some((down_for, drain));
         // The SIM loses its unlock with power.
         if self.opts.pin.is_some() && self.pin == PinState::Ready {
             self.pin = PinState::NeedPin { retries: 3 };
@@ -484,7 +488,7 @@ impl AtServer {
             }
             Fault::Unplug { down_for } => {
                 if self.powered {
-                    self.power_off(down_for);
+                    self.power_off(down_for, false);
                 }
             }
             Fault::StorageFull => {
@@ -703,6 +707,7 @@ impl AtServer {
                     self.noreg_until = None;
                     tracing::info!("registered again");
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
             }
         }
@@ -1380,17 +1385,15 @@ impl AtServer {
                 if reset == 1 {
                     tracing::info!("AT+CFUN reset: rebooting");
                     self.final_ok();
-                    let down = self.opts.reboot_time;
-                    let out = std::mem::take(&mut self.out);
-                    self.power_off(down);
                     // The OK gets out before the port drops.
-                    self.out = out;
+                    self.power_off(self.opts.reboot_time, true);
                     return Ok(vec![]);
                 }
                 let before = self.reg_stat(now);
                 self.cfun = fun;
                 if before != self.reg_stat(now) {
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
                 Ok(vec![])
             }

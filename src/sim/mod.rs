@@ -166,6 +166,7 @@ pub(crate) struct Shared {
     pub sent_dropped: usize,
     pub stored: usize,
     pub device: PathBuf,
+    pub generation: u64,
 }
 
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
@@ -220,7 +221,11 @@ async fn start(options: SimOptions, link: Option<PathBuf>) -> Result<SimHandle, 
     let (stop, stop_rx) = tokio::sync::oneshot::channel();
     let profile = options.profile;
     let port = pty::Port::open(link.as_deref())?;
-    lock(&shared).device = port.slave_path.clone();
+    {
+        let mut s = lock(&shared);
+        s.device = port.slave_path.clone();
+        s.generation = 1;
+    }
     let task = tokio::spawn(pty::run(
         options,
         port,
@@ -257,6 +262,12 @@ impl SimHandle {
     /// The current pty slave path (changes after an unplug).
     pub fn pty_path(&self) -> PathBuf {
         lock(&self.shared).device.clone()
+    }
+
+    /// How many ptys this modem has had: 1 after spawn, one more after each unplug or reboot
+    /// once the new pty is up. (A new pty may reuse the old /dev/pts number.)
+    pub fn port_generation(&self) -> u64 {
+        lock(&self.shared).generation
     }
 
     fn request(&self, request: Request) {
