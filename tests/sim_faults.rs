@@ -270,3 +270,24 @@ async fn slow_prompt_still_leads_to_a_send() {
     assert_eq!(handle.sent()[0].text, "停电通知");
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pty_nobody_reads_does_not_wedge_the_modem() {
+    let handle = sim::spawn(SimOptions::new(Profile::HuaweiE173))
+        .await
+        .expect("spawn");
+    // Far more than the pty buffers hold, with nobody reading: the writes time out and the
+    // bytes are dropped, as a UART drops them with no host attached.
+    handle.inject_fault(Fault::Garbage { bytes: 256 * 1024 });
+    handle.inject_sms("10086", "still alive");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while handle.stored() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "simulator wedged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut c = Client::open(&handle.device_path()).await;
+    c.sync().await;
+    c.cmd("AT+CMGF=0").await;
+    assert!(c.cmd("AT+CMGL=4").await.contains("+CMGL: 0,0,,"));
+    handle.shutdown().await;
+}

@@ -1749,3 +1749,160 @@ mod tests {
         assert_eq!(from_ucs2_hex("002"), None);
     }
 }
+
+/// The state machine driven directly, with explicit instants: timing rules checked without
+/// sleeping (a pty is not needed to know when the prompt is due).
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+    use crate::pdu::SubmitOptions;
+    use crate::sim::Profile;
+
+    fn server(profile: Profile) -> (AtServer, Instant) {
+        let (tx, _rx) = watch::channel(0);
+        let mut s = AtServer::new(SimOptions::new(profile), SharedRef::default(), tx);
+        let t0 = Instant::now();
+        s.power_on(t0);
+        // Run the whole boot script.
+        s.tick(t0 + Duration::from_secs(5));
+        s.take_output();
+        (s, t0 + Duration::from_secs(5))
+    }
+
+    fn say(s: &mut AtServer, now: Instant, line: &str) -> String {
+        s.feed(now, format!("{line}\r").as_bytes());
+        String::from_utf8_lossy(&s.take_output()).into_owned()
+    }
+
+    fn hello() -> crate::pdu::EncodedSegment {
+        crate::pdu::encode_submit("13800138000", "hi", &SubmitOptions::default())
+            .expect("encode")
+            .remove(0)
+    }
+
+    #[test]
+    fn answer_comes_after_the_send_delay_and_not_before() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        assert_eq!(
+            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
+            "\r\n> "
+        );
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(s.take_output(), b"");
+        // Input during the send is held, answered after the result.
+        s.feed(t, b"AT\r");
+        assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(50)));
+        s.tick(t + Duration::from_millis(49));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_millis(50));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMGS: 0\r\n\r\nOK\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn slow_prompt_waits_its_delay_once() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        s.fault(
+            t,
+            Fault::SlowPrompt {
+                delay: Duration::from_secs(2),
+            },
+        );
+        let seg = hello();
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(1999));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_secs(2));
+        assert_eq!(s.take_output(), b"\r\n> ");
+        s.feed(t, b"\x1b");
+        s.take_output();
+        assert_eq!(
+            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
+            "\r\n> ",
+            "only once"
+        );
+    }
+
+    #[test]
+    fn silence_ends_on_time() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        s.fault(
+            t,
+            Fault::Silent {
+                duration: Duration::from_secs(3),
+            },
+        );
+        assert_eq!(say(&mut s, t + Duration::from_millis(2999), "AT"), "");
+        assert!(say(&mut s, t + Duration::from_secs(3), "AT").ends_with("\r\nOK\r\n"));
+    }
+
+    #[test]
+    fn registration_returns_after_its_duration() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CREG=1");
+        s.fault(
+            t,
+            Fault::RegistrationLost {
+                duration: Duration::from_secs(10),
+            },
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 2\r\n"
+        );
+        s.tick(t + Duration::from_secs(9));
+        assert!(say(&mut s, t + Duration::from_secs(9), "AT+CREG?").contains("+CREG: 1,2"));
+        s.tick(t + Duration::from_secs(10));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 1\r\n"
+        );
+    }
+
+    #[test]
+    fn urcs_wait_while_a_pdu_is_typed() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.inject_sms(t, "10086", "hi", None);
+        assert_eq!(s.take_output(), b"", "+CMTI held during PDU entry");
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"SM\",0\r\n"
+        );
+    }
+
+    #[test]
+    fn wrong_pin_three_times_locks() {
+        let (tx, _rx) = watch::channel(0);
+        let mut options = SimOptions::new(Profile::Sim800);
+        options.pin = Some("1234".into());
+        let mut s = AtServer::new(options, SharedRef::default(), tx);
+        let t = Instant::now();
+        s.power_on(t);
+        s.tick(t + Duration::from_secs(5));
+        let boot = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(
+            boot.contains("+CPIN: SIM PIN") && !boot.contains("SMS Ready"),
+            "{boot:?}"
+        );
+        say(&mut s, t, "AT+CMEE=1");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CMS ERROR: 311"));
+        for _ in 0..3 {
+            assert!(say(&mut s, t, "AT+CPIN=0000").contains("+CME ERROR: 16"));
+        }
+        assert!(say(&mut s, t, "AT+CPIN?").contains("+CPIN: SIM PUK"));
+        assert!(
+            say(&mut s, t, "AT+CPIN=1234").contains("+CME ERROR: 16"),
+            "locked for good"
+        );
+    }
+}

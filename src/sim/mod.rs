@@ -305,6 +305,20 @@ impl SimHandle {
         self.request(Request::Fault(fault));
     }
 
+    /// Segments accepted since spawn, including any dropped from the record.
+    pub fn sent_total(&self) -> usize {
+        *self.sent_count.borrow()
+    }
+
+    /// Segments accepted from the `from`-th on (counting from 0 at spawn), and the count to
+    /// pass next time: a cursor for following the record as it grows.
+    pub fn sent_since(&self, from: usize) -> (Vec<SentSms>, usize) {
+        let shared = lock(&self.shared);
+        let next = shared.sent_dropped + shared.sent.len();
+        let skip = from.saturating_sub(shared.sent_dropped);
+        (shared.sent.iter().skip(skip).cloned().collect(), next)
+    }
+
     /// Every segment accepted so far (at most [`SENT_RECORD_CAP`], oldest dropped first).
     pub fn sent(&self) -> Vec<SentSms> {
         lock(&self.shared).sent.iter().cloned().collect()
