@@ -42,7 +42,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,gridsms::sim=debug")),
         )
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -396,7 +396,7 @@ impl AtServer {
     /// profile's defaults, boot URCs scheduled.
     pub fn power_on(&mut self, now: Instant) {
         self.powered = true;
-        self.timers.clear();
+        self.clear_timers();
         self.input = Input::Command;
         self.line.clear();
         self.line_overflow = false;
@@ -421,7 +421,7 @@ impl AtServer {
 
     fn power_off(&mut self, down_for: Duration, drain: bool) {
         self.powered = false;
-        self.timers.clear();
+        self.clear_timers();
         if !drain {
             self.out.clear();
         }
@@ -430,6 +430,13 @@ impl AtServer {
         if self.opts.pin.is_some() && self.pin == PinState::Ready {
             self.pin = PinState::NeedPin { retries: 3 };
         }
+    }
+
+    /// Drop the modem's own timers; status reports are the network's and survive a power
+    /// cycle (they come once the modem is back).
+    fn clear_timers(&mut self) {
+        self.timers
+            .retain(|(_, t)| matches!(t, Timer::Report { .. }));
     }
 
     fn reset_settings(&mut self) {
@@ -503,8 +510,16 @@ impl AtServer {
     }
 
     pub fn tick(&mut self, now: Instant) {
-        while let Some(pos) = self.timers.iter().position(|(t, _)| *t <= now) {
-            let (_, timer) = self.timers.swap_remove(pos);
+        // Earliest first, so a late tick replays events in the order they were due.
+        while let Some(pos) = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, _))| *t <= now)
+            .min_by_key(|(_, (t, _))| *t)
+            .map(|(i, _)| i)
+        {
+            let (_, timer) = self.timers.remove(pos);
             self.fire(now, timer);
         }
     }
@@ -606,13 +621,17 @@ impl AtServer {
                 Ok(lines) if lines.is_empty() => {}
                 // Several information lines form one block: CR LF before the first only.
                 Ok(lines) => self.info(&lines.join("\r\n")),
-                Err(f) => return self.final_fail(f),
+                Err(f) => {
+                    self.interleave_noise(now);
+                    return self.final_fail(f);
+                }
             }
             if !matches!(self.input, Input::Command) || !self.powered || self.replug.is_some() {
                 // A prompt was issued (or the modem went away): the rest of the line is moot.
                 return;
             }
         }
+        self.interleave_noise(now);
         self.final_ok();
     }
 
@@ -627,6 +646,24 @@ impl AtServer {
     fn info(&mut self, line: &str) {
         tracing::trace!(line, "sim ->");
         self.push_out(format!("\r\n{line}\r\n").as_bytes());
+    }
+
+    /// A modem that prints unsolicited noise does so at any moment, also between a command's
+    /// information lines and its final result: a noise line due within the next 100 ms is
+    /// printed now, inside the response.
+    fn interleave_noise(&mut self, now: Instant) {
+        if !self.curc || self.spec.noise.is_empty() {
+            return;
+        }
+        let soon = now + Duration::from_millis(100);
+        if let Some(pos) = self
+            .timers
+            .iter()
+            .position(|(t, timer)| *t <= soon && matches!(timer, Timer::Noise(_)))
+        {
+            let (_, timer) = self.timers.swap_remove(pos);
+            self.fire(now, timer);
+        }
     }
 
     fn final_ok(&mut self) {
@@ -919,6 +956,15 @@ impl AtServer {
         recipient: &str,
         submitted: DateTime<FixedOffset>,
     ) {
+        if !self.sms_ready() {
+            let retry = Timer::Report {
+                mr,
+                recipient: recipient.to_string(),
+                submitted,
+            };
+            self.timers.push((now + Duration::from_millis(500), retry));
+            return;
+        }
         let status = self.opts.status_for(recipient);
         let smsc = self.opts.identity.smsc.clone();
         let pdu = match pdu::encode_status_report(
@@ -1904,5 +1950,54 @@ mod timing_tests {
             say(&mut s, t, "AT+CPIN=1234").contains("+CME ERROR: 16"),
             "locked for good"
         );
+    }
+
+    #[test]
+    fn huawei_noise_can_land_inside_a_response() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        // The boot ran to t; the next ^RSSI-style line is due 1.5 s later.
+        let due = s.next_deadline().expect("noise scheduled");
+        let r = say(&mut s, due - Duration::from_millis(50), "AT+CSQ");
+        let noise_at = r.find("\r\n^").expect("noise inside the response");
+        assert!(r.find("+CSQ:").is_some_and(|q| q < noise_at), "{r:?}");
+        assert!(r.ends_with("\r\nOK\r\n"), "{r:?}");
+        // ^CURC=0 turns it off, as on the real stick.
+        say(&mut s, t, "AT^CURC=0");
+        let due = s.next_deadline().expect("noise timer");
+        let r = say(&mut s, due, "AT+CSQ");
+        assert!(!r.contains('^'), "{r:?}");
+    }
+
+    #[test]
+    fn a_status_report_survives_a_reboot() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CNMI=2,1,0,1,0");
+        let opts = SubmitOptions {
+            status_report: true,
+            ..SubmitOptions::default()
+        };
+        let seg = crate::pdu::encode_submit("13800138000", "hi", &opts)
+            .expect("encode")
+            .remove(0);
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        s.tick(t + Duration::from_millis(50));
+        assert!(String::from_utf8_lossy(&s.take_output()).contains("+CMGS: 0"));
+        s.fault(
+            t + Duration::from_millis(60),
+            Fault::Unplug {
+                down_for: Duration::from_secs(1),
+            },
+        );
+        assert!(s.take_replug().is_some());
+        let back = t + Duration::from_secs(2);
+        s.power_on(back);
+        say(&mut s, back, "AT+CNMI=2,1,0,1,0");
+        // The report came due while the modem was away; it is retried once SMS is ready.
+        s.tick(back + Duration::from_secs(5));
+        s.tick(back + Duration::from_secs(6));
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(out.contains("\r\n+CDS: "), "{out:?}");
     }
 }
