@@ -80,7 +80,7 @@ pub enum Urc {
     Ring,
     /// Boot and readiness notices: RDY, Call Ready, SMS Ready, PB DONE, +PACSP…
     Notice(String),
-    /// Huawei `^SMMEMFULL`, SIMCom `+CIEV: "MESSAGE",…` style storage-full notices.
+    /// Storage-full notices: Huawei `^SMMEMFULL`, Quectel `+QIND: "smsfull"`, `+CIEV: …SMSFULL`.
     StorageFull,
     /// Any other `+…` / `^…` line nobody asked for (^RSSI, ^BOOT, ^MODE, +QIND …).
     Other(String),
@@ -279,9 +279,7 @@ impl Digester {
             Urc::Pin(commands::parse_cpin(line)?)
         } else if line.eq_ignore_ascii_case("RING") {
             Urc::Ring
-        } else if has("^SMMEMFULL")
-            || (has("+CIEV:") && line.to_ascii_uppercase().contains("SMSFULL"))
-        {
+        } else if has("^SMMEMFULL") || line.to_ascii_uppercase().contains("SMSFULL") {
             Urc::StorageFull
         } else if [
             "RDY",
@@ -634,6 +632,17 @@ mod tests {
         assert_eq!(d.digest(b"+CSQ: 1"), (Digested::NeedMore, 0));
         assert_eq!(d.digest(b"\r\n"), (Digested::NeedMore, 2));
         assert_eq!(d.digest(b"OK\r\nOK\r\n"), (Digested::Final(Ok(())), 3));
+    }
+
+    #[test]
+    fn storage_full_notices() {
+        for line in [
+            &b"+QIND: \"smsfull\",\"SM\"\r\n"[..],
+            b"^SMMEMFULL: \"SM\"\r\n",
+        ] {
+            let (out, _) = run(Expect::IDLE, line);
+            assert_eq!(out, vec![Digested::Urc(Urc::StorageFull)]);
+        }
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl<O: PortOpener> Actor<O> {
                 self.recover(rung).await;
                 continue;
             }
+            // A command's final result may have arrived in one read with URCs behind it:
+            // handle those now, not when the next byte happens to come.
+            if self.ingress.buffered() > 0 {
+                self.on_idle_bytes(&[]).await;
+            }
             if self.status.state == ModemState::Ready && self.idle_work_pending() {
                 self.idle_work().await;
                 continue;
@@ -279,7 +284,9 @@ impl<O: PortOpener> Actor<O> {
     }
 
     async fn on_idle_bytes(&mut self, bytes: &[u8]) {
-        trace!(rx = %String::from_utf8_lossy(bytes).escape_debug());
+        if !bytes.is_empty() {
+            trace!(rx = %String::from_utf8_lossy(bytes).escape_debug());
+        }
         let mut rest = bytes;
         loop {
             let n = self.ingress.push(rest);

@@ -45,6 +45,16 @@ const ICCID_COMMANDS: &[&str] = &["AT+CCID", "AT+QCCID", "AT^ICCID?", "AT+CICCID
 
 /// How long to wait for the SIM after entering the PIN.
 const SIM_READY_WAIT: Duration = Duration::from_secs(10);
+/// How long SMS commands may answer "SIM busy" after boot (the SIM's SMS files are read
+/// only after `+CPIN: READY`; modules say "SMS Ready" / "+QIND: SMS DONE" when done).
+const SMS_BUSY_WAIT: Duration = Duration::from_secs(30);
+
+/// "Busy, try again shortly": CMS 314 (SIM busy), 515 (init in progress), CME 14.
+fn is_busy(e: &ExecError) -> bool {
+    use crate::at::ErrorFamily;
+    matches!(e, ExecError::Device(d)
+        if matches!((d.family, d.code), (ErrorFamily::Cms, Some(314 | 515)) | (ErrorFamily::Cme, Some(14))))
+}
 
 impl<O: PortOpener> Actor<O> {
     /// Run init; on success the modem is Ready, `Ready` and `Health` events are out and a
@@ -131,6 +141,23 @@ impl<O: PortOpener> Actor<O> {
         }
     }
 
+    /// [`Actor::exec`], repeated while the modem says it is busy booting.
+    async fn exec_patient(
+        &mut self,
+        meta: &commands::CommandMeta,
+        cmd: &str,
+    ) -> Result<Vec<String>, ExecError> {
+        let deadline = Instant::now() + SMS_BUSY_WAIT;
+        loop {
+            match self.exec(meta, cmd).await {
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    sleep(Duration::from_millis(250)).await
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn first_line(&mut self, meta: &commands::CommandMeta, cmd: &str) -> Option<String> {
         let lines = self.exec(meta, cmd).await.ok()?;
         lines
@@ -153,7 +180,7 @@ impl<O: PortOpener> Actor<O> {
         }
         // The SIM may still be busy reading its files right after PIN entry.
         for _ in 0..3 {
-            match self.exec(&CIMI, "AT+CIMI").await {
+            match self.exec_patient(&CIMI, "AT+CIMI").await {
                 Ok(lines) => {
                     id.imsi = lines
                         .iter()
@@ -186,11 +213,11 @@ impl<O: PortOpener> Actor<O> {
         let _ = self.exec(&CMEE, "AT+CMEE=1").await;
         self.sim_ready().await?;
         let mut id = self.identity().await;
-        self.exec(&CMGF, "AT+CMGF=0")
+        self.exec_patient(&CMGF, "AT+CMGF=0")
             .await
             .map_err(step("AT+CMGF=0 (PDU mode)"))?;
 
-        let current = match self.exec(&CSCA_QUERY, "AT+CSCA?").await {
+        let current = match self.exec_patient(&CSCA_QUERY, "AT+CSCA?").await {
             Ok(lines) => lines.iter().find_map(|l| commands::parse_csca(l)),
             Err(_) => None,
         };
@@ -200,7 +227,7 @@ impl<O: PortOpener> Actor<O> {
                 == Some(want.trim_start_matches('+'));
             if !same {
                 let toa = if want.starts_with('+') { 145 } else { 129 };
-                self.exec(&CSCA_SET, &format!("AT+CSCA=\"{want}\",{toa}"))
+                self.exec_patient(&CSCA_SET, &format!("AT+CSCA=\"{want}\",{toa}"))
                     .await
                     .map_err(step("AT+CSCA (set SMSC)"))?;
                 id.smsc = Some(want);
@@ -208,13 +235,13 @@ impl<O: PortOpener> Actor<O> {
         }
 
         if self
-            .exec(&CPMS, "AT+CPMS=\"SM\",\"SM\",\"SM\"")
+            .exec_patient(&CPMS, "AT+CPMS=\"SM\",\"SM\",\"SM\"")
             .await
             .is_err()
         {
-            let _ = self.exec(&CPMS, "AT+CPMS?").await;
+            let _ = self.exec_patient(&CPMS, "AT+CPMS?").await;
         }
-        self.needs_cnma = match self.exec(&CSMS_QUERY, "AT+CSMS?").await {
+        self.needs_cnma = match self.exec_patient(&CSMS_QUERY, "AT+CSMS?").await {
             Ok(lines) => lines
                 .iter()
                 .find_map(|l| commands::parse_csms_needs_ack(l))
@@ -223,7 +250,7 @@ impl<O: PortOpener> Actor<O> {
         };
         self.status.cnmi = None;
         for mode in CNMI_FALLBACKS {
-            match self.exec(&CNMI, &format!("AT+CNMI={mode}")).await {
+            match self.exec_patient(&CNMI, &format!("AT+CNMI={mode}")).await {
                 Ok(_) => {
                     self.status.cnmi = Some((*mode).to_string());
                     break;

@@ -37,6 +37,8 @@ struct Fake {
     reject_cnmi: Vec<&'static str>,
     /// PDU number (0-based, over the fake's life) → CMS error for it.
     fail_at: BTreeMap<usize, u16>,
+    /// Appended to the next command's reply, in the same write.
+    glue: Option<String>,
 }
 
 impl Fake {
@@ -128,7 +130,8 @@ impl Fake {
             }
             _ => err("ERROR"),
         };
-        (reply, false)
+        let glue = self.glue.take().unwrap_or_default();
+        (reply.map(|r| r + &glue), false)
     }
 
     fn on_pdu(&mut self, hex: &str) -> Option<String> {
@@ -594,5 +597,30 @@ async fn health_poll_runs_on_timer_and_reports_changes() {
         handle.status().await.unwrap().registered,
         "poll saw registration back"
     );
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn urc_glued_to_a_final_result_is_handled_at_once() {
+    // No timer may come to the rescue within next_event's 600 s.
+    let mut cfg = config();
+    cfg.health_interval = Duration::from_secs(86_400);
+    cfg.sweep_interval = Duration::from_secs(86_400);
+    let (peer, handle, mut rx, _) = start(Fake::default(), cfg).await;
+    // The start sweep runs before the actor takes requests: after this it is done.
+    handle.status().await.unwrap();
+    peer.with(|f| {
+        f.stored.insert(5, DELIVER_HEX.to_string());
+        f.glue = Some("\r\n+CMTI: \"SM\",5\r\n".into());
+    });
+    handle.ack_inbound(9).await.unwrap();
+    let ev = next_event(&mut rx, |k| matches!(k, ModemEventKind::Inbound { .. })).await;
+    assert!(matches!(
+        ev,
+        ModemEventKind::Inbound {
+            storage_index: Some(5),
+            ..
+        }
+    ));
     handle.shutdown().await;
 }

@@ -101,7 +101,9 @@ pub(crate) struct AtServer {
     held: Vec<u8>,
     deferred: Vec<String>,
     powered: bool,
-    replug: Option<Duration>,
+    /// The port must go away for this long; `true` when the output so far should reach the
+    /// reader first (a reboot answers OK before it resets; an unplug just vanishes).
+    replug: Option<(Duration, bool)>,
     booted_at: Instant,
     boot_halted_at: Option<usize>,
     boot_sms_ready: bool,
@@ -382,7 +384,7 @@ impl AtServer {
         std::mem::take(&mut self.out)
     }
 
-    pub fn take_replug(&mut self) -> Option<Duration> {
+    pub fn take_replug(&mut self) -> Option<(Duration, bool)> {
         self.replug.take()
     }
 
@@ -394,7 +396,7 @@ impl AtServer {
     /// profile's defaults, boot URCs scheduled.
     pub fn power_on(&mut self, now: Instant) {
         self.powered = true;
-        self.timers.clear();
+        self.clear_timers();
         self.input = Input::Command;
         self.line.clear();
         self.line_overflow = false;
@@ -417,15 +419,24 @@ impl AtServer {
         }
     }
 
-    fn power_off(&mut self, down_for: Duration) {
+    fn power_off(&mut self, down_for: Duration, drain: bool) {
         self.powered = false;
-        self.timers.clear();
-        self.out.clear();
-        self.replug = Some(down_for);
+        self.clear_timers();
+        if !drain {
+            self.out.clear();
+        }
+        self.replug = Some((down_for, drain));
         // The SIM loses its unlock with power.
         if self.opts.pin.is_some() && self.pin == PinState::Ready {
             self.pin = PinState::NeedPin { retries: 3 };
         }
+    }
+
+    /// Drop the modem's own timers; status reports are the network's and survive a power
+    /// cycle (they come once the modem is back).
+    fn clear_timers(&mut self) {
+        self.timers
+            .retain(|(_, t)| matches!(t, Timer::Report { .. }));
     }
 
     fn reset_settings(&mut self) {
@@ -484,7 +495,7 @@ impl AtServer {
             }
             Fault::Unplug { down_for } => {
                 if self.powered {
-                    self.power_off(down_for);
+                    self.power_off(down_for, false);
                 }
             }
             Fault::StorageFull => {
@@ -499,8 +510,16 @@ impl AtServer {
     }
 
     pub fn tick(&mut self, now: Instant) {
-        while let Some(pos) = self.timers.iter().position(|(t, _)| *t <= now) {
-            let (_, timer) = self.timers.swap_remove(pos);
+        // Earliest first, so a late tick replays events in the order they were due.
+        while let Some(pos) = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, _))| *t <= now)
+            .min_by_key(|(_, (t, _))| *t)
+            .map(|(i, _)| i)
+        {
+            let (_, timer) = self.timers.remove(pos);
             self.fire(now, timer);
         }
     }
@@ -602,13 +621,17 @@ impl AtServer {
                 Ok(lines) if lines.is_empty() => {}
                 // Several information lines form one block: CR LF before the first only.
                 Ok(lines) => self.info(&lines.join("\r\n")),
-                Err(f) => return self.final_fail(f),
+                Err(f) => {
+                    self.interleave_noise(now);
+                    return self.final_fail(f);
+                }
             }
             if !matches!(self.input, Input::Command) || !self.powered || self.replug.is_some() {
                 // A prompt was issued (or the modem went away): the rest of the line is moot.
                 return;
             }
         }
+        self.interleave_noise(now);
         self.final_ok();
     }
 
@@ -623,6 +646,24 @@ impl AtServer {
     fn info(&mut self, line: &str) {
         tracing::trace!(line, "sim ->");
         self.push_out(format!("\r\n{line}\r\n").as_bytes());
+    }
+
+    /// A modem that prints unsolicited noise does so at any moment, also between a command's
+    /// information lines and its final result: a noise line due within the next 100 ms is
+    /// printed now, inside the response.
+    fn interleave_noise(&mut self, now: Instant) {
+        if !self.curc || self.spec.noise.is_empty() {
+            return;
+        }
+        let soon = now + Duration::from_millis(100);
+        if let Some(pos) = self
+            .timers
+            .iter()
+            .position(|(t, timer)| *t <= soon && matches!(timer, Timer::Noise(_)))
+        {
+            let (_, timer) = self.timers.swap_remove(pos);
+            self.fire(now, timer);
+        }
     }
 
     fn final_ok(&mut self) {
@@ -703,6 +744,7 @@ impl AtServer {
                     self.noreg_until = None;
                     tracing::info!("registered again");
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
             }
         }
@@ -914,6 +956,15 @@ impl AtServer {
         recipient: &str,
         submitted: DateTime<FixedOffset>,
     ) {
+        if !self.sms_ready() {
+            let retry = Timer::Report {
+                mr,
+                recipient: recipient.to_string(),
+                submitted,
+            };
+            self.timers.push((now + Duration::from_millis(500), retry));
+            return;
+        }
         let status = self.opts.status_for(recipient);
         let smsc = self.opts.identity.smsc.clone();
         let pdu = match pdu::encode_status_report(
@@ -1380,17 +1431,15 @@ impl AtServer {
                 if reset == 1 {
                     tracing::info!("AT+CFUN reset: rebooting");
                     self.final_ok();
-                    let down = self.opts.reboot_time;
-                    let out = std::mem::take(&mut self.out);
-                    self.power_off(down);
                     // The OK gets out before the port drops.
-                    self.out = out;
+                    self.power_off(self.opts.reboot_time, true);
                     return Ok(vec![]);
                 }
                 let before = self.reg_stat(now);
                 self.cfun = fun;
                 if before != self.reg_stat(now) {
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
                 Ok(vec![])
             }
@@ -1744,5 +1793,211 @@ mod tests {
         assert_eq!(ucs2_hex("+86"), "002B00380036");
         assert_eq!(from_ucs2_hex("002B00380036").as_deref(), Some("+86"));
         assert_eq!(from_ucs2_hex("002"), None);
+    }
+}
+
+/// The state machine driven directly, with explicit instants: timing rules checked without
+/// sleeping (a pty is not needed to know when the prompt is due).
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+    use crate::pdu::SubmitOptions;
+    use crate::sim::Profile;
+
+    fn server(profile: Profile) -> (AtServer, Instant) {
+        let (tx, _rx) = watch::channel(0);
+        let mut s = AtServer::new(SimOptions::new(profile), SharedRef::default(), tx);
+        let t0 = Instant::now();
+        s.power_on(t0);
+        // Run the whole boot script.
+        s.tick(t0 + Duration::from_secs(5));
+        s.take_output();
+        (s, t0 + Duration::from_secs(5))
+    }
+
+    fn say(s: &mut AtServer, now: Instant, line: &str) -> String {
+        s.feed(now, format!("{line}\r").as_bytes());
+        String::from_utf8_lossy(&s.take_output()).into_owned()
+    }
+
+    fn hello() -> crate::pdu::EncodedSegment {
+        crate::pdu::encode_submit("13800138000", "hi", &SubmitOptions::default())
+            .expect("encode")
+            .remove(0)
+    }
+
+    #[test]
+    fn answer_comes_after_the_send_delay_and_not_before() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        assert_eq!(
+            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
+            "\r\n> "
+        );
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(s.take_output(), b"");
+        // Input during the send is held, answered after the result.
+        s.feed(t, b"AT\r");
+        assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(50)));
+        s.tick(t + Duration::from_millis(49));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_millis(50));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMGS: 0\r\n\r\nOK\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn slow_prompt_waits_its_delay_once() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        s.fault(
+            t,
+            Fault::SlowPrompt {
+                delay: Duration::from_secs(2),
+            },
+        );
+        let seg = hello();
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(1999));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_secs(2));
+        assert_eq!(s.take_output(), b"\r\n> ");
+        s.feed(t, b"\x1b");
+        s.take_output();
+        assert_eq!(
+            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
+            "\r\n> ",
+            "only once"
+        );
+    }
+
+    #[test]
+    fn silence_ends_on_time() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        s.fault(
+            t,
+            Fault::Silent {
+                duration: Duration::from_secs(3),
+            },
+        );
+        assert_eq!(say(&mut s, t + Duration::from_millis(2999), "AT"), "");
+        assert!(say(&mut s, t + Duration::from_secs(3), "AT").ends_with("\r\nOK\r\n"));
+    }
+
+    #[test]
+    fn registration_returns_after_its_duration() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CREG=1");
+        s.fault(
+            t,
+            Fault::RegistrationLost {
+                duration: Duration::from_secs(10),
+            },
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 2\r\n"
+        );
+        s.tick(t + Duration::from_secs(9));
+        assert!(say(&mut s, t + Duration::from_secs(9), "AT+CREG?").contains("+CREG: 1,2"));
+        s.tick(t + Duration::from_secs(10));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 1\r\n"
+        );
+    }
+
+    #[test]
+    fn urcs_wait_while_a_pdu_is_typed() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.inject_sms(t, "10086", "hi", None);
+        assert_eq!(s.take_output(), b"", "+CMTI held during PDU entry");
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"SM\",0\r\n"
+        );
+    }
+
+    #[test]
+    fn wrong_pin_three_times_locks() {
+        let (tx, _rx) = watch::channel(0);
+        let mut options = SimOptions::new(Profile::Sim800);
+        options.pin = Some("1234".into());
+        let mut s = AtServer::new(options, SharedRef::default(), tx);
+        let t = Instant::now();
+        s.power_on(t);
+        s.tick(t + Duration::from_secs(5));
+        let boot = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(
+            boot.contains("+CPIN: SIM PIN") && !boot.contains("SMS Ready"),
+            "{boot:?}"
+        );
+        say(&mut s, t, "AT+CMEE=1");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CMS ERROR: 311"));
+        for _ in 0..3 {
+            assert!(say(&mut s, t, "AT+CPIN=0000").contains("+CME ERROR: 16"));
+        }
+        assert!(say(&mut s, t, "AT+CPIN?").contains("+CPIN: SIM PUK"));
+        assert!(
+            say(&mut s, t, "AT+CPIN=1234").contains("+CME ERROR: 16"),
+            "locked for good"
+        );
+    }
+
+    #[test]
+    fn huawei_noise_can_land_inside_a_response() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        // The boot ran to t; the next ^RSSI-style line is due 1.5 s later.
+        let due = s.next_deadline().expect("noise scheduled");
+        let r = say(&mut s, due - Duration::from_millis(50), "AT+CSQ");
+        let noise_at = r.find("\r\n^").expect("noise inside the response");
+        assert!(r.find("+CSQ:").is_some_and(|q| q < noise_at), "{r:?}");
+        assert!(r.ends_with("\r\nOK\r\n"), "{r:?}");
+        // ^CURC=0 turns it off, as on the real stick.
+        say(&mut s, t, "AT^CURC=0");
+        let due = s.next_deadline().expect("noise timer");
+        let r = say(&mut s, due, "AT+CSQ");
+        assert!(!r.contains('^'), "{r:?}");
+    }
+
+    #[test]
+    fn a_status_report_survives_a_reboot() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CNMI=2,1,0,1,0");
+        let opts = SubmitOptions {
+            status_report: true,
+            ..SubmitOptions::default()
+        };
+        let seg = crate::pdu::encode_submit("13800138000", "hi", &opts)
+            .expect("encode")
+            .remove(0);
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        s.tick(t + Duration::from_millis(50));
+        assert!(String::from_utf8_lossy(&s.take_output()).contains("+CMGS: 0"));
+        s.fault(
+            t + Duration::from_millis(60),
+            Fault::Unplug {
+                down_for: Duration::from_secs(1),
+            },
+        );
+        assert!(s.take_replug().is_some());
+        let back = t + Duration::from_secs(2);
+        s.power_on(back);
+        say(&mut s, back, "AT+CNMI=2,1,0,1,0");
+        // The report came due while the modem was away; it is retried once SMS is ready.
+        s.tick(back + Duration::from_secs(5));
+        s.tick(back + Duration::from_secs(6));
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(out.contains("\r\n+CDS: "), "{out:?}");
     }
 }
