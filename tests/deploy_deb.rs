@@ -72,7 +72,7 @@ fn build_deb() -> Option<Deb> {
     let out = Command::new("cargo")
         .current_dir(ROOT)
         .env("CARGO_TARGET_DIR", dir.path().join("target"))
-        .args(["deb", "--no-build", "--fast", "--output"])
+        .args(["deb", "--no-build", "--offline", "--fast", "--output"])
         .arg(&out_dir)
         .output()
         .expect("run cargo deb");
