@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
 //! is used only here, at the edge.
 
+mod config;
 mod modem;
 mod pdu;
 mod sim;
@@ -25,6 +26,8 @@ pub enum Command {
     Modem(modem::ModemCommand),
     /// Run a simulated modem on a pseudo-terminal.
     Sim(sim::SimArgs),
+    /// Validate a config file and print the effective configuration (secrets redacted).
+    CheckConfig(config::CheckConfigArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pdu(cmd) => pdu::run(cmd),
         Command::Modem(cmd) => modem::run(cmd),
         Command::Sim(args) => sim::run(args),
+        Command::CheckConfig(args) => config::run(args),
     }
 }
