@@ -209,3 +209,69 @@ fn operations_guide_names_the_real_paths() {
     assert!(ops.contains("up to 30 s, systemd waits 45 s"));
     assert_eq!(unit("TimeoutStopSec"), ["45s"]);
 }
+
+/// The shipped example config (installed as the conffile) fits the unit and the udev rules.
+#[test]
+fn example_config_fits_the_unit_and_rules() {
+    let config: toml::Table = read("config/gridsms.toml")
+        .parse()
+        .expect("config parses as TOML");
+    let get = |section: &str, key: &str| {
+        config
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    // State lives where StateDirectory= puts it, under the name the docs use.
+    let db = get("storage", "path").expect("[storage] path");
+    assert_eq!(unit("StateDirectory"), ["gridsms"]);
+    assert!(
+        db.starts_with("/var/lib/gridsms/"),
+        "{db} is outside StateDirectory"
+    );
+    assert!(
+        read("docs/operations.md").contains(&db),
+        "docs/operations.md does not name {db}"
+    );
+    // The API must be reachable under IPAddressAllow=localhost.
+    let listen = get("api", "listen").expect("[api] listen");
+    assert!(
+        listen.starts_with("127.0.0.1:") || listen.starts_with("[::1]:"),
+        "{listen}"
+    );
+    // Modem devices: udev names (a model the rules know), plain ttys, or simulated modems.
+    let rules = read("udev/90-gridsms.rules");
+    let models: Vec<&str> = rules
+        .split("ENV{GRIDSMS_MODEL}=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    let modems = config
+        .get("modem")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(!modems.is_empty(), "the example configures no modem");
+    for m in &modems {
+        let device = m.get("device").and_then(|d| d.as_str()).unwrap_or("");
+        if let Some(name) = device.strip_prefix("/dev/gridsms/") {
+            assert!(
+                models
+                    .iter()
+                    .any(|model| name.starts_with(&format!("{model}-"))),
+                "{device}: no rule makes a /dev/gridsms/ name like this"
+            );
+            assert!(
+                name.ends_with("-at")
+                    || name.rsplit('-').next().is_some_and(|s| s.starts_with("if")),
+                "{device}: udev names end in -at or -ifNN"
+            );
+        } else {
+            assert!(
+                device.starts_with("/dev/tty") || device.starts_with("sim:"),
+                "{device}"
+            );
+        }
+    }
+}
