@@ -291,3 +291,36 @@ async fn a_pty_nobody_reads_does_not_wedge_the_modem() {
     assert!(c.cmd("AT+CMGL=4").await.contains("+CMGL: 0,0,,"));
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_link_never_replaces_a_real_file_but_does_replace_a_stale_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("precious");
+    std::fs::write(&file, "keep me").expect("write");
+    let err = sim::spawn_linked(SimOptions::new(Profile::Sim800), &file).await;
+    assert!(matches!(err, Err(sim::SimError::Link { .. })), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
+
+    let stale = dir.path().join("stale");
+    std::os::unix::fs::symlink("/dev/pts/999999", &stale).expect("symlink");
+    let handle = sim::spawn_linked(SimOptions::new(Profile::Sim800), &stale)
+        .await
+        .expect("spawn");
+    assert_eq!(std::fs::read_link(&stale).expect("link"), handle.pty_path());
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_raw_pdu_is_delivered_as_is() {
+    let handle = sim::spawn(SimOptions::new(Profile::QuectelEc25))
+        .await
+        .expect("spawn");
+    let mut c = ready_client(&handle, &handle.device_path()).await;
+    let from = c.mark();
+    // Truncated on purpose: the simulator stores what the network sent; the driver must cope.
+    handle.inject_pdu(vec![0x00, 0x04, 0x0B, 0x91]);
+    c.expect(from, "+CMTI: \"SM\",0").await;
+    let read = c.cmd("AT+CMGR=0").await;
+    assert!(read.contains("+CMGR: 0,,3\r\n00040B91\r\n"), "{read:?}");
+    handle.shutdown().await;
+}

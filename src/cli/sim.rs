@@ -11,7 +11,8 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Path of the symlink to create for the pty's device (replaced if it is a stale link).
+    /// Path of the symlink to create for the pty's device (a stale simulator link there is
+    /// replaced; anything else is left alone and the command fails).
     #[arg(long)]
     pub link: PathBuf,
     /// Modem to imitate: quectel-ec25, sim800 or huawei-e173.
