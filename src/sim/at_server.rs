@@ -1789,7 +1789,7 @@ impl AtServer {
                 to,
                 buf: Vec::new(),
             };
-            self.push_out(b"\r\n> ");
+            self.prompt(now, true);
             return Ok(vec![]);
         }
         let len: usize = num(a.first()).ok_or(Fail::Cms(304))?;
@@ -1811,18 +1811,28 @@ impl AtServer {
             hex: Vec::new(),
             bad: false,
         };
-        match self.slow_prompt.take() {
+        self.prompt(now, send);
+        Ok(vec![])
+    }
+
+    /// Print the `> ` prompt after the profile's usual delay, or the slow-prompt fault's (which
+    /// applies to the next send only).
+    fn prompt(&mut self, now: Instant, send: bool) {
+        let delay = match self.slow_prompt.take() {
             Some(delay) if send => {
                 tracing::info!(?delay, "slow prompt");
-                self.timers.push((now + delay, Timer::Prompt));
+                delay
             }
-            Some(delay) => {
-                self.slow_prompt = Some(delay);
-                self.push_out(b"\r\n> ");
+            other => {
+                self.slow_prompt = other;
+                self.spec.prompt_delay
             }
-            None => self.push_out(b"\r\n> "),
+        };
+        if delay.is_zero() {
+            self.push_out(b"\r\n> ");
+        } else {
+            self.timers.push((now + delay, Timer::Prompt));
         }
-        Ok(vec![])
     }
 
     fn listing(&self, index: usize, m: &Stored, list: bool) -> Vec<String> {
@@ -2081,11 +2091,10 @@ mod timing_tests {
         assert_eq!(s.take_output(), b"\r\n> ");
         s.feed(t, b"\x1b");
         s.take_output();
-        assert_eq!(
-            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
-            "\r\n> ",
-            "only once"
-        );
+        // Only once: the next prompt comes after the profile's usual 20 ms.
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(20));
+        assert_eq!(s.take_output(), b"\r\n> ");
     }
 
     #[test]
