@@ -2235,4 +2235,26 @@ mod timing_tests {
             "AT+CSQ\r\r\n+CSQ: 23,99\r\n\r\nOK\r\n\r\n+CMTI: \"SM\",0\r\n"
         );
     }
+
+    #[test]
+    fn a_full_memory_holds_the_next_sms_until_one_is_deleted() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT^CURC=0");
+        say(&mut s, t, "AT+CNMI=2,1,0,0,0");
+        for i in 0..21 {
+            s.inject_sms(t, "10086", &format!("msg {i}"), None);
+        }
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert_eq!(out.matches("+CMTI: \"SM\",").count(), 20, "{out:?}");
+        assert!(out.contains("^SMMEMFULL: \"SM\""), "{out:?}");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CPMS: \"SM\",20,20"));
+        assert!(say(&mut s, t, "AT+CMGD=7").contains("\r\n+CMTI: \"SM\",7\r\n"));
+        // Receiving into ME instead once the driver says so.
+        let r = say(&mut s, t, "AT+CPMS=\"SM\",\"SM\",\"ME\"");
+        assert!(r.contains("+CPMS: 20,20,20,20,0,100"), "{r:?}");
+        s.inject_sms(t, "10086", "to ME", None);
+        assert_eq!(String::from_utf8_lossy(&s.take_output()), "\r\n+CMTI: \"ME\",0\r\n");
+        assert!(say(&mut s, t, "AT+CPMS=\"XX\"").contains("+CMS ERROR: 302"));
+    }
 }
