@@ -2254,7 +2254,10 @@ mod timing_tests {
         let r = say(&mut s, t, "AT+CPMS=\"SM\",\"SM\",\"ME\"");
         assert!(r.contains("+CPMS: 20,20,20,20,0,100"), "{r:?}");
         s.inject_sms(t, "10086", "to ME", None);
-        assert_eq!(String::from_utf8_lossy(&s.take_output()), "\r\n+CMTI: \"ME\",0\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"ME\",0\r\n"
+        );
         assert!(say(&mut s, t, "AT+CPMS=\"XX\"").contains("+CMS ERROR: 302"));
     }
 }
