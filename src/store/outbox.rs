@@ -382,6 +382,7 @@ pub fn enqueue_bulk(
         let mut existing =
             tx.prepare_cached("SELECT id, content_hash FROM messages WHERE idempotency_key = ?1")?;
         let mut out = Vec::with_capacity(msgs.len());
+        let mut added = [0i64; Category::ALL.len()];
         for (i, m) in msgs.iter().enumerate() {
             let hash = m.content_hash();
             let not_before = m.not_before.map(to_ms);
@@ -402,6 +403,9 @@ pub fn enqueue_bulk(
             ])?;
             if changed == 1 {
                 out.push(EnqueueOutcome::Queued(tx.last_insert_rowid()));
+                if let Some(slot) = Category::ALL.iter().position(|c| *c == m.category) {
+                    added[slot] += 1;
+                }
                 continue;
             }
             let key = m.idempotency_key.clone().unwrap_or_default();
@@ -415,6 +419,15 @@ pub fn enqueue_bulk(
                 });
             }
             out.push(EnqueueOutcome::Duplicate(id));
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO message_counts (state, category, n) VALUES ('queued', ?1, ?2)
+             ON CONFLICT (state, category) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for (cat, n) in Category::ALL.iter().zip(added) {
+            if n > 0 {
+                count.execute(params![cat.as_str(), n])?;
+            }
         }
         Ok(out)
     })
