@@ -312,19 +312,21 @@ impl Store {
             .await
     }
 
-    /// Record the TP-MR a segment got from `+CMGS`.
+    /// Record the TP-MR a segment got from `+CMGS`. Returns `true` when that was the last
+    /// part and the message is now `sent` (no `mark_sent` call needed).
     pub async fn mark_segment_submitted(
         &self,
         id: MessageId,
         seq: u8,
         tp_mr: u8,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.call(move |c| segments::mark_submitted(c, id, seq, tp_mr, at))
             .await
     }
 
-    /// Every segment has its TP-MR: sending → sent.
+    /// Every segment has its TP-MR: sending → sent. Idempotent; [`Store::mark_segment_submitted`]
+    /// already does this for the last part, so the dispatcher only needs it defensively.
     pub async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.call(move |c| outbox::mark_sent(c, id, at)).await
     }

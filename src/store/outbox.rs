@@ -382,6 +382,7 @@ pub fn enqueue_bulk(
         let mut existing =
             tx.prepare_cached("SELECT id, content_hash FROM messages WHERE idempotency_key = ?1")?;
         let mut out = Vec::with_capacity(msgs.len());
+        let mut added = [0i64; Category::ALL.len()];
         for (i, m) in msgs.iter().enumerate() {
             let hash = m.content_hash();
             let not_before = m.not_before.map(to_ms);
@@ -402,6 +403,9 @@ pub fn enqueue_bulk(
             ])?;
             if changed == 1 {
                 out.push(EnqueueOutcome::Queued(tx.last_insert_rowid()));
+                if let Some(slot) = Category::ALL.iter().position(|c| *c == m.category) {
+                    added[slot] += 1;
+                }
                 continue;
             }
             let key = m.idempotency_key.clone().unwrap_or_default();
@@ -415,6 +419,15 @@ pub fn enqueue_bulk(
                 });
             }
             out.push(EnqueueOutcome::Duplicate(id));
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO message_counts (state, category, n) VALUES ('queued', ?1, ?2)
+             ON CONFLICT (state, category) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for (cat, n) in Category::ALL.iter().zip(added) {
+            if n > 0 {
+                count.execute(params![cat.as_str(), n])?;
+            }
         }
         Ok(out)
     })
@@ -512,11 +525,13 @@ fn wrong_state(conn: &Connection, id: MessageId, expected: &'static str) -> Stor
 /// seeks (one per group), so the cost does not depend on how many messages are queued.
 fn ready_groups(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
     let mut same_prio = conn.prepare_cached(
-        "SELECT category FROM messages WHERE state = 'queued' AND priority = ?1 AND category > ?2
+        "SELECT category FROM messages INDEXED BY messages_ready
+         WHERE state = 'queued' AND priority = ?1 AND category > ?2
          ORDER BY priority, category LIMIT 1",
     )?;
     let mut next_prio = conn.prepare_cached(
-        "SELECT priority, category FROM messages WHERE state = 'queued' AND priority > ?1
+        "SELECT priority, category FROM messages INDEXED BY messages_ready
+         WHERE state = 'queued' AND priority > ?1
          ORDER BY priority, category LIMIT 1",
     )?;
     let mut groups = Vec::new();
@@ -556,7 +571,7 @@ fn ready_ids(
     let limit = filter.limit();
     let now_ms = to_ms(now);
     let mut due = conn.prepare_cached(
-        "SELECT id, next_attempt_at FROM messages
+        "SELECT id, next_attempt_at FROM messages INDEXED BY messages_ready
          WHERE state = 'queued' AND priority = ?1 AND category = ?2 AND next_attempt_at <= ?3
            AND (expires_at IS NULL OR expires_at > ?3)
          ORDER BY next_attempt_at, id LIMIT ?4",
@@ -662,7 +677,7 @@ pub fn next_due(
     filter: &ClaimFilter,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut min_due = conn.prepare_cached(
-        "SELECT min(next_attempt_at) FROM messages
+        "SELECT min(next_attempt_at) FROM messages INDEXED BY messages_ready
          WHERE state = 'queued' AND priority = ?1 AND category = ?2",
     )?;
     let mut best: Option<i64> = None;
@@ -766,7 +781,7 @@ pub fn schedule_retry(
 pub fn expire_due(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE messages SET state = 'expired', updated_at = ?1,
+            "UPDATE messages INDEXED BY messages_expiry SET state = 'expired', updated_at = ?1,
                  last_error = 'expired before it could be sent'
              WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?1",
         )?
@@ -824,7 +839,10 @@ pub fn recover_in_flight(
     let now_ms = to_ms(now);
     let mut report = RecoveryReport::default();
     let inflight: Vec<(MessageId, String)> = tx
-        .prepare("SELECT id, category FROM messages WHERE state = 'sending' ORDER BY id")?
+        .prepare(
+            "SELECT id, category FROM messages INDEXED BY messages_sending
+             WHERE state = 'sending' ORDER BY id",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (id, cat) in inflight {
@@ -936,10 +954,10 @@ pub fn list(conn: &mut Connection, filter: &ListFilter) -> Result<Page, StoreErr
     })
 }
 
-/// Counts by state and category (a scan of the small `messages_state` index).
+/// Counts by state and category, from the trigger-maintained `message_counts` (O(1)).
 pub fn counts(conn: &mut Connection) -> Result<QueueCounts, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT state, category, count(*) FROM messages GROUP BY state, category",
+        "SELECT state, category, n FROM message_counts WHERE n <> 0 ORDER BY state, category",
     )?;
     let mut rows = stmt.query([])?;
     let mut cells = Vec::new();

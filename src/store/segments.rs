@@ -273,24 +273,43 @@ fn segment_state_error(
     })
 }
 
-/// After `+CMGS: <mr>`: the segment is `submitted` with its TP-MR.
+/// After `+CMGS: <mr>`: the segment is `submitted` with its TP-MR. When that was the last part
+/// without one, the message becomes `sent` in the same transaction (returns `true`), so the
+/// dispatcher needs no separate `mark_sent` round trip.
 pub fn mark_submitted(
     conn: &mut Connection,
     id: MessageId,
     seq: u8,
     tp_mr: u8,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let n = conn
+) -> Result<bool, StoreError> {
+    let tx = immediate(conn)?;
+    let n = tx
         .prepare_cached(
             "UPDATE segments SET state = 'submitted', tp_mr = ?3, submitted_at = ?4
              WHERE message_id = ?1 AND seq = ?2 AND state = 'submitting'",
         )?
         .execute(params![id, seq, tp_mr, to_ms(at)])?;
     if n == 0 {
-        return Err(segment_state_error(conn, id, seq, "submitting")?);
+        return Err(segment_state_error(&tx, id, seq, "submitting")?);
     }
-    Ok(())
+    let (rows, total, done): (i64, Option<i64>, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), max(total), count(*) FILTER (WHERE state IN ('submitted', 'delivered'))
+             FROM segments WHERE message_id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let complete = Some(rows) == total && done == rows;
+    let sent = complete
+        && tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'sent', sent_at = ?2, updated_at = ?2
+                 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id, to_ms(at)])?
+            == 1;
+    tx.commit()?;
+    Ok(sent)
 }
 
 /// Apply a status report to its segment and, when that settles it, to the message: all parts
