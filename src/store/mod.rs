@@ -26,12 +26,22 @@
 //! resend, never a loss.
 //!
 //! # Message life and the crash window
-//! `enqueue` → `queued` → [`Store::claim_next`] (compare-and-set to `sending`, SIM recorded) →
-//! per segment [`Store::mark_segment_submitting`] before Ctrl-Z and
-//! [`Store::mark_segment_submitted`] with the TP-MR after `+CMGS` → [`Store::mark_sent`] →
-//! status reports ([`Store::apply_status_report`]) → `delivered` / `failed`. A crash can
-//! leave at most the one `submitting` segment per modem in doubt; [`Store::recover_in_flight`]
-//! resolves every `sending` message at start-up (see [`outbox::recover_in_flight`]).
+//! `enqueue` → `queued` → [`Store::claim_next`] (compare-and-set to `sending`, SIM recorded,
+//! attempt counted) → per segment [`Store::mark_segment_submitting`] before Ctrl-Z and
+//! [`Store::mark_segment_submitted`] with the TP-MR after `+CMGS` (the last one turns the
+//! message `sent`) → status reports ([`Store::apply_status_report`]) → `delivered` / `failed`.
+//! On a send error the dispatcher calls [`Store::schedule_retry`] or [`Store::mark_failed`].
+//! A crash can leave at most the one `submitting` segment per modem in doubt;
+//! [`Store::recover_in_flight`] resolves every `sending` message at start-up (rule in
+//! [`outbox::recover_in_flight`]).
+//!
+//! # Bulk enqueue is all or nothing
+//! [`Store::enqueue_bulk`] validates every message before opening the transaction and then
+//! inserts them all in one transaction; an invalid message ([`StoreError::Invalid`]) or an
+//! idempotency conflict ([`StoreError::Conflict`]) anywhere commits nothing and names the
+//! index of the culprit. A job can therefore simply retry the whole batch after fixing it, and
+//! the idempotency keys make a retry of an already-committed batch harmless (all duplicates).
+//! Callers that want per-row acceptance should filter with phone/text validation first.
 
 pub mod migrations;
 pub mod outbox;
