@@ -565,3 +565,55 @@ async fn retry_requeues_for_later_and_failure_is_final() {
         Err(StoreError::WrongState { .. })
     ));
 }
+
+/// Requests that arrive together share one transaction; a failing one must roll back alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_request_in_a_shared_commit_rolls_back_alone() {
+    let store = Store::open_in_memory().await.unwrap();
+    store.enqueue(keyed(0, "taken"), t0()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=60u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                // A bulk whose last row conflicts: none of its rows may survive.
+                let mut clash = keyed(i, "taken");
+                clash.text = format!("different {i}");
+                let batch = vec![msg(1000 + i, Category::Bill), clash];
+                store.enqueue_bulk(batch, t0()).await.map(|_| ())
+            } else {
+                store
+                    .enqueue(msg(i, Category::Manual), t0())
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (40, 20));
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.by_category(Category::Manual), 40);
+    assert_eq!(
+        counts.by_category(Category::Bill),
+        1,
+        "only the first 'taken' bill"
+    );
+    let real: i64 = store
+        .call(|c| Ok(c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(real, 41);
+    let sync: i64 = store
+        .call(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(sync, 1, "back to NORMAL after durable commits");
+}

@@ -16,7 +16,7 @@ use super::{StoreError, from_ms, from_ms_opt, to_ms};
 use crate::message::{Category, MessageState};
 use crate::phone::E164;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, Savepoint, params};
 
 /// Row id of a message; also its public id in the API.
 pub type MessageId = i64;
@@ -330,33 +330,25 @@ impl QueueCounts {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Run `f` in an IMMEDIATE transaction committed with `synchronous=FULL`, so the commit is on
-/// stable storage when this returns (acceptance promises survive power loss).
-fn durable<R>(
+/// Run `f` atomically inside a savepoint. On the store thread that savepoint is nested in the
+/// thread's group transaction (see the module docs of `store`), so an error undoes only `f`'s
+/// work; on a bare connection it is a transaction of its own.
+fn atomic<R>(
     conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.execute_batch("PRAGMA synchronous = FULL")?;
-    let result: Result<R, StoreError> = (|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let r = f(&tx)?;
-        tx.commit()?;
-        Ok(r)
-    })();
-    let reset = conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}",
-        super::migrations::BASE_SYNCHRONOUS
-    ));
-    let r = result?;
-    reset?;
+    let sp = conn.savepoint()?;
+    let r = f(&sp)?;
+    sp.commit()?;
     Ok(r)
 }
 
-pub(crate) fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+/// Open a savepoint for a multi-statement change (see [`atomic`]).
+pub(crate) fn immediate(conn: &mut Connection) -> Result<Savepoint<'_>, StoreError> {
+    Ok(conn.savepoint()?)
 }
 
-/// Validate every message, then insert them all in one durable transaction. All or nothing:
+/// Validate every message, then insert them all in one transaction. All or nothing:
 /// an invalid message or an idempotency conflict anywhere commits none (the caller learns the
 /// index of the culprit), so a bulk job can be retried as a whole.
 pub fn enqueue_bulk(
@@ -371,7 +363,7 @@ pub fn enqueue_bulk(
         return Ok(Vec::new());
     }
     let now_ms = to_ms(now);
-    durable(conn, |tx| {
+    atomic(conn, |tx| {
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (recipient, text, category, priority, not_before, expires_at,
                  idempotency_key, content_hash, state, origin, batch_id, created_at, updated_at,
@@ -613,7 +605,7 @@ pub fn peek_ready(
 }
 
 fn claim_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: MessageId,
     now: DateTime<Utc>,
     sim: Option<&SimRef>,

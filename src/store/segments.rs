@@ -12,7 +12,7 @@ use super::{StoreError, from_ms_opt, to_ms};
 use crate::message::MessageState;
 use crate::phone::E164;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::fmt;
 
 /// How far back a status report may match a submission (SMSCs keep trying for up to ~3 days).
@@ -401,7 +401,7 @@ pub fn apply_status_report(
 
 /// One more permanent failure for the message's recipient.
 pub(crate) fn count_failed_number(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: MessageId,
     reason: &str,
     at: DateTime<Utc>,
