@@ -1,6 +1,12 @@
 //! `gridsms sim`: run one simulated modem on a pty with a symlink at `--link`, until SIGINT or
 //! SIGTERM. Prints one JSON line with its device when it is up, then one JSON line per SMS
-//! segment it accepts; logs (stderr) say what it received.
+//! segment it accepts; logs (stderr, `RUST_LOG` to change) show every command it receives.
+//!
+//! ```text
+//! gridsms sim --link /tmp/modem-1 --profile sim800 --fault cms:500:2 --inbox-file inbox.txt
+//! gammu -c rc identify        # rc: [gammu] device = /tmp/modem-1, connection = at
+//! minicom -D /tmp/modem-1     # AT, AT+CMGF=1, AT+CMGL="ALL", ...
+//! ```
 
 use anyhow::Context;
 use clap::Args;
@@ -11,7 +17,8 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Path of the symlink to create for the pty's device (replaced if it is a stale link).
+    /// Path of the symlink to create for the pty's device (a stale simulator link there is
+    /// replaced; anything else is left alone and the command fails).
     #[arg(long)]
     pub link: PathBuf,
     /// Modem to imitate: quectel-ec25, sim800 or huawei-e173.
@@ -42,7 +49,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,gridsms::sim=debug")),
         )
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -106,20 +113,20 @@ async fn serve(args: SimArgs) -> anyhow::Result<()> {
     for (from, text) in inbox {
         handle.inject_sms(&from, &text);
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut printed = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = tick.tick() => {}
         }
-        // Print what was accepted since the last look (the record keeps its order).
-        let sent = handle.sent();
-        let fresh = sent.len().saturating_sub(printed.min(sent.len()));
-        for s in sent.iter().skip(sent.len() - fresh) {
+        let (fresh, next) = handle.sent_since(printed);
+        printed = next;
+        for s in fresh {
             println!(
                 "{}",
                 serde_json::json!({
@@ -134,7 +141,6 @@ async fn serve(args: SimArgs) -> anyhow::Result<()> {
                 })
             );
         }
-        printed = sent.len();
     }
     handle.shutdown().await;
     Ok(())

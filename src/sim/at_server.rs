@@ -22,6 +22,8 @@ use tokio::time::Instant;
 const LINE_CAP: usize = 556;
 /// Longest PDU entry in hex characters (SMSC 12 octets + 176-octet TPDU, with slack).
 const PDU_HEX_CAP: usize = 2 * (12 + 176) + 8;
+/// Longest text-mode entry (160 characters as UCS2 hex, with slack).
+const TEXT_CAP: usize = 700;
 /// Input held while a send is in progress.
 const HELD_CAP: usize = 4096;
 /// URCs held while the driver types a PDU.
@@ -53,6 +55,11 @@ enum Input {
         purpose: Purpose,
         hex: Vec<u8>,
         bad: bool,
+    },
+    /// After `AT+CMGS="<da>"` in text mode: text until Ctrl-Z or ESC.
+    Text {
+        to: String,
+        buf: Vec<u8>,
     },
     /// Waiting for the network's answer to a send; input is held.
     Busy,
@@ -101,7 +108,9 @@ pub(crate) struct AtServer {
     held: Vec<u8>,
     deferred: Vec<String>,
     powered: bool,
-    replug: Option<Duration>,
+    /// The port must go away for this long; `true` when the output so far should reach the
+    /// reader first (a reboot answers OK before it resets; an unplug just vanishes).
+    replug: Option<(Duration, bool)>,
     booted_at: Instant,
     boot_halted_at: Option<usize>,
     boot_sms_ready: bool,
@@ -111,6 +120,8 @@ pub(crate) struct AtServer {
     cmgf: u8,
     cscs: &'static str,
     csms: u8,
+    /// First octet of text-mode submissions (AT+CSMP); 0x20 asks for a status report.
+    csmp_fo: u8,
     cnmi: [u8; 5],
     creg_n: u8,
     cgreg_n: u8,
@@ -139,6 +150,20 @@ pub(crate) struct AtServer {
 fn wall_now() -> DateTime<FixedOffset> {
     let china = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
     Utc::now().with_timezone(&china)
+}
+
+/// Text-mode names of the 27.005 message states, by their PDU-mode number.
+const TEXT_STATS: [&str; 5] = ["REC UNREAD", "REC READ", "STO UNSENT", "STO SENT", "ALL"];
+
+/// A TP-SCTS as text mode prints it: "yy/MM/dd,hh:mm:ss±zz" (zz in quarter hours).
+fn scts(t: &DateTime<FixedOffset>) -> String {
+    let quarters = t.offset().local_minus_utc() / 900;
+    let sign = if quarters < 0 { '-' } else { '+' };
+    format!(
+        "{}{sign}{:02}",
+        t.format("%y/%m/%d,%H:%M:%S"),
+        quarters.abs()
+    )
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -351,6 +376,7 @@ impl AtServer {
             cmgf: 0,
             cscs: spec.default_cscs,
             csms: 0,
+            csmp_fo: 17,
             cnmi: spec.default_cnmi,
             creg_n: 0,
             cgreg_n: 0,
@@ -382,7 +408,7 @@ impl AtServer {
         std::mem::take(&mut self.out)
     }
 
-    pub fn take_replug(&mut self) -> Option<Duration> {
+    pub fn take_replug(&mut self) -> Option<(Duration, bool)> {
         self.replug.take()
     }
 
@@ -394,7 +420,7 @@ impl AtServer {
     /// profile's defaults, boot URCs scheduled.
     pub fn power_on(&mut self, now: Instant) {
         self.powered = true;
-        self.timers.clear();
+        self.clear_timers();
         self.input = Input::Command;
         self.line.clear();
         self.line_overflow = false;
@@ -417,15 +443,24 @@ impl AtServer {
         }
     }
 
-    fn power_off(&mut self, down_for: Duration) {
+    fn power_off(&mut self, down_for: Duration, drain: bool) {
         self.powered = false;
-        self.timers.clear();
-        self.out.clear();
-        self.replug = Some(down_for);
+        self.clear_timers();
+        if !drain {
+            self.out.clear();
+        }
+        self.replug = Some((down_for, drain));
         // The SIM loses its unlock with power.
         if self.opts.pin.is_some() && self.pin == PinState::Ready {
             self.pin = PinState::NeedPin { retries: 3 };
         }
+    }
+
+    /// Drop the modem's own timers; status reports are the network's and survive a power
+    /// cycle (they come once the modem is back).
+    fn clear_timers(&mut self) {
+        self.timers
+            .retain(|(_, t)| matches!(t, Timer::Report { .. }));
     }
 
     fn reset_settings(&mut self) {
@@ -434,6 +469,7 @@ impl AtServer {
         self.cmgf = 0;
         self.cscs = self.spec.default_cscs;
         self.csms = 0;
+        self.csmp_fo = 17;
         self.cnmi = self.spec.default_cnmi;
         self.creg_n = 0;
         self.cgreg_n = 0;
@@ -484,7 +520,7 @@ impl AtServer {
             }
             Fault::Unplug { down_for } => {
                 if self.powered {
-                    self.power_off(down_for);
+                    self.power_off(down_for, false);
                 }
             }
             Fault::StorageFull => {
@@ -499,8 +535,16 @@ impl AtServer {
     }
 
     pub fn tick(&mut self, now: Instant) {
-        while let Some(pos) = self.timers.iter().position(|(t, _)| *t <= now) {
-            let (_, timer) = self.timers.swap_remove(pos);
+        // Earliest first, so a late tick replays events in the order they were due.
+        while let Some(pos) = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, _))| *t <= now)
+            .min_by_key(|(_, (t, _))| *t)
+            .map(|(i, _)| i)
+        {
+            let (_, timer) = self.timers.remove(pos);
             self.fire(now, timer);
         }
     }
@@ -559,6 +603,38 @@ impl AtServer {
                     self.out.push(b);
                 }
             }
+            Input::Text { buf, .. } => {
+                match b {
+                    0x1A => return self.finish_text(now),
+                    0x1B => {
+                        tracing::info!("text entry cancelled with ESC");
+                        self.input = Input::Command;
+                        self.final_ok();
+                        self.flush_deferred();
+                        return;
+                    }
+                    // A CR ends a line of the message; the modem prompts for the next one.
+                    b'\r' => {
+                        if buf.len() < TEXT_CAP {
+                            buf.push(b'\n');
+                        }
+                        if self.echo_on() {
+                            self.out.push(b);
+                        }
+                        self.push_out(b"\n> ");
+                        return;
+                    }
+                    b'\n' => {}
+                    0x08 | 0x7F => {
+                        buf.pop();
+                    }
+                    c if buf.len() < TEXT_CAP => buf.push(c),
+                    _ => {}
+                }
+                if self.echo_on() {
+                    self.out.push(b);
+                }
+            }
             Input::Command => {
                 if self.echo_on() {
                     self.out.push(b);
@@ -568,6 +644,9 @@ impl AtServer {
                         let line = std::mem::take(&mut self.line);
                         let overflow = std::mem::replace(&mut self.line_overflow, false);
                         self.command_line(now, &line, overflow);
+                        if matches!(self.input, Input::Command) {
+                            self.flush_deferred();
+                        }
                     }
                     b'\n' => {}
                     0x08 | 0x7F => {
@@ -602,13 +681,17 @@ impl AtServer {
                 Ok(lines) if lines.is_empty() => {}
                 // Several information lines form one block: CR LF before the first only.
                 Ok(lines) => self.info(&lines.join("\r\n")),
-                Err(f) => return self.final_fail(f),
+                Err(f) => {
+                    self.interleave_noise(now);
+                    return self.final_fail(f);
+                }
             }
             if !matches!(self.input, Input::Command) || !self.powered || self.replug.is_some() {
                 // A prompt was issued (or the modem went away): the rest of the line is moot.
                 return;
             }
         }
+        self.interleave_noise(now);
         self.final_ok();
     }
 
@@ -623,6 +706,24 @@ impl AtServer {
     fn info(&mut self, line: &str) {
         tracing::trace!(line, "sim ->");
         self.push_out(format!("\r\n{line}\r\n").as_bytes());
+    }
+
+    /// A modem that prints unsolicited noise does so at any moment, also between a command's
+    /// information lines and its final result: a noise line due within the next 100 ms is
+    /// printed now, inside the response.
+    fn interleave_noise(&mut self, now: Instant) {
+        if !self.curc || self.spec.noise.is_empty() {
+            return;
+        }
+        let soon = now + Duration::from_millis(100);
+        if let Some(pos) = self
+            .timers
+            .iter()
+            .position(|(t, timer)| *t <= soon && matches!(timer, Timer::Noise(_)))
+        {
+            let (_, timer) = self.timers.swap_remove(pos);
+            self.fire(now, timer);
+        }
     }
 
     fn final_ok(&mut self) {
@@ -651,12 +752,14 @@ impl AtServer {
         self.silent_until.is_some_and(|u| u > now)
     }
 
-    /// An unsolicited result code; held while the driver types a PDU.
+    /// An unsolicited result code; held while the driver types a PDU or a command line (the
+    /// echo of a line is never cut by a URC, as on the modules' UARTs).
     fn urc(&mut self, now: Instant, text: String) {
         if !self.powered || self.is_silent(now) {
             return;
         }
-        if matches!(self.input, Input::Pdu { .. }) {
+        let typing = matches!(self.input, Input::Command) && !self.line.is_empty();
+        if typing || matches!(self.input, Input::Pdu { .. } | Input::Text { .. }) {
             if self.deferred.len() < DEFERRED_CAP {
                 self.deferred.push(text);
             }
@@ -678,7 +781,9 @@ impl AtServer {
         match timer {
             Timer::Boot(i) => self.boot_step(now, i),
             Timer::Prompt => {
-                if matches!(self.input, Input::Pdu { .. }) && !self.is_silent(now) {
+                if matches!(self.input, Input::Pdu { .. } | Input::Text { .. })
+                    && !self.is_silent(now)
+                {
                     self.push_out(b"\r\n> ");
                 }
             }
@@ -703,6 +808,7 @@ impl AtServer {
                     self.noreg_until = None;
                     tracing::info!("registered again");
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
             }
         }
@@ -873,8 +979,12 @@ impl AtServer {
             pdu,
         };
         if mt == 2 && mode != 0 {
-            let len = msg.tpdu_len();
-            self.urc(now, format!("+CMT: ,{len}\r\n{}", hex_upper(&msg.pdu)));
+            let urc = if self.cmgf == 0 {
+                format!("+CMT: ,{}\r\n{}", msg.tpdu_len(), hex_upper(&msg.pdu))
+            } else {
+                self.text_view(&msg, "+CMT: ", false).join("\r\n")
+            };
+            self.urc(now, urc);
             if self.csms == 1 {
                 self.cnma_expected = true;
             }
@@ -914,6 +1024,15 @@ impl AtServer {
         recipient: &str,
         submitted: DateTime<FixedOffset>,
     ) {
+        if !self.sms_ready() {
+            let retry = Timer::Report {
+                mr,
+                recipient: recipient.to_string(),
+                submitted,
+            };
+            self.timers.push((now + Duration::from_millis(500), retry));
+            return;
+        }
         let status = self.opts.status_for(recipient);
         let smsc = self.opts.identity.smsc.clone();
         let pdu = match pdu::encode_status_report(
@@ -934,8 +1053,12 @@ impl AtServer {
         tracing::info!(mr, recipient, status, "status report");
         match self.cnmi[3] {
             1 if self.cnmi[0] != 0 => {
-                let len = msg.tpdu_len();
-                self.urc(now, format!("+CDS: {len}\r\n{}", hex_upper(&msg.pdu)));
+                let urc = if self.cmgf == 0 {
+                    format!("+CDS: {}\r\n{}", msg.tpdu_len(), hex_upper(&msg.pdu))
+                } else {
+                    self.text_view(&msg, "+CDS: ", false).join("\r\n")
+                };
+                self.urc(now, urc);
                 if self.csms == 1 {
                     self.cnma_expected = true;
                 }
@@ -1002,6 +1125,46 @@ impl AtServer {
             }
             return self.flush_deferred();
         }
+        self.accept_submit(now, bytes, submit);
+    }
+
+    /// Text mode: the typed text (per AT+CSCS) becomes one SMS-SUBMIT, as the modem builds it.
+    fn finish_text(&mut self, now: Instant) {
+        let Input::Text { to, buf } = std::mem::replace(&mut self.input, Input::Command) else {
+            return;
+        };
+        let raw = String::from_utf8_lossy(&buf).into_owned();
+        let text = if self.cscs == "UCS2" {
+            from_ucs2_hex(raw.trim())
+        } else {
+            Some(raw)
+        };
+        let options = pdu::SubmitOptions {
+            status_report: self.csmp_fo & 0x20 != 0,
+            ..pdu::SubmitOptions::default()
+        };
+        let encoded = text
+            .and_then(|t| pdu::encode_submit(&to, &t, &options).ok())
+            .filter(|segments| segments.len() == 1)
+            .and_then(|mut segments| segments.pop());
+        let decoded = encoded.and_then(|seg| match pdu::decode(&seg.pdu) {
+            Ok(Pdu::Submit(submit)) => Some((seg.pdu, submit)),
+            _ => None,
+        });
+        match decoded {
+            Some((bytes, submit)) => self.accept_submit(now, bytes, submit),
+            None => {
+                tracing::info!(
+                    to,
+                    "text-mode message rejected (bad text, or longer than one SMS)"
+                );
+                self.final_fail(Fail::Cms(305));
+                self.flush_deferred();
+            }
+        }
+    }
+
+    fn accept_submit(&mut self, now: Instant, bytes: Vec<u8>, submit: pdu::Submit) {
         let to = submit.recipient.to_display();
         let text = match &submit.body {
             Body::Text(t) => t.clone(),
@@ -1273,8 +1436,14 @@ impl AtServer {
                 _ => Err(Fail::Cme(4)),
             },
             ("+CSCA", _) => self.csca(&cmd.kind),
-            ("+CSMP", Kind::Read) => Ok(vec!["+CSMP: 17,167,0,0".into()]),
-            ("+CSMP", Kind::Set(_)) | ("+CSDH", Kind::Set(_)) => Ok(vec![]),
+            ("+CSMP", Kind::Read) => Ok(vec![format!("+CSMP: {},167,0,0", self.csmp_fo)]),
+            ("+CSMP", Kind::Set(a)) => {
+                if let Some(fo) = num::<u8>(args(a).first()) {
+                    self.csmp_fo = fo;
+                }
+                Ok(vec![])
+            }
+            ("+CSDH", Kind::Set(_)) => Ok(vec![]),
             ("+CSDH", Kind::Read) => Ok(vec!["+CSDH: 0".into()]),
             ("+CPMS", _) => self.cpms(&cmd.kind),
             ("+CNMI", _) => self.cnmi(&cmd.kind),
@@ -1380,17 +1549,15 @@ impl AtServer {
                 if reset == 1 {
                     tracing::info!("AT+CFUN reset: rebooting");
                     self.final_ok();
-                    let down = self.opts.reboot_time;
-                    let out = std::mem::take(&mut self.out);
-                    self.power_off(down);
                     // The OK gets out before the port drops.
-                    self.out = out;
+                    self.power_off(self.opts.reboot_time, true);
                     return Ok(vec![]);
                 }
                 let before = self.reg_stat(now);
                 self.cfun = fun;
                 if before != self.reg_stat(now) {
                     self.registration_urcs(now);
+                    self.deliver_pending(now);
                 }
                 Ok(vec![])
             }
@@ -1601,11 +1768,30 @@ impl AtServer {
 
     fn start_pdu(&mut self, now: Instant, a: &str, send: bool) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            // Text mode is not simulated; PDU mode is what the gateway and gammu use.
-            return Err(Fail::Cms(303));
-        }
         let a = args(a);
+        if self.cmgf != 0 {
+            if !send {
+                // Writing to storage in text mode is not simulated.
+                return Err(Fail::Cms(303));
+            }
+            let raw = a.first().cloned().unwrap_or_default();
+            let to = if self.cscs == "UCS2" {
+                from_ucs2_hex(&raw).ok_or(Fail::Cms(305))?
+            } else {
+                raw
+            };
+            let digits = to.trim_start_matches('+');
+            if digits.is_empty() || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                return Err(Fail::Cms(305));
+            }
+            self.input = Input::Text {
+                to,
+                buf: Vec::new(),
+            };
+            self.prompt(now, true);
+            return Ok(vec![]);
+        }
         let len: usize = num(a.first()).ok_or(Fail::Cms(304))?;
         if !(1..=176).contains(&len) {
             return Err(Fail::Cms(304));
@@ -1625,18 +1811,28 @@ impl AtServer {
             hex: Vec::new(),
             bad: false,
         };
-        match self.slow_prompt.take() {
+        self.prompt(now, send);
+        Ok(vec![])
+    }
+
+    /// Print the `> ` prompt after the profile's usual delay, or the slow-prompt fault's (which
+    /// applies to the next send only).
+    fn prompt(&mut self, now: Instant, send: bool) {
+        let delay = match self.slow_prompt.take() {
             Some(delay) if send => {
                 tracing::info!(?delay, "slow prompt");
-                self.timers.push((now + delay, Timer::Prompt));
+                delay
             }
-            Some(delay) => {
-                self.slow_prompt = Some(delay);
-                self.push_out(b"\r\n> ");
+            other => {
+                self.slow_prompt = other;
+                self.spec.prompt_delay
             }
-            None => self.push_out(b"\r\n> "),
+        };
+        if delay.is_zero() {
+            self.push_out(b"\r\n> ");
+        } else {
+            self.timers.push((now + delay, Timer::Prompt));
         }
-        Ok(vec![])
     }
 
     fn listing(&self, index: usize, m: &Stored, list: bool) -> Vec<String> {
@@ -1648,11 +1844,70 @@ impl AtServer {
         vec![head, hex_upper(&m.pdu)]
     }
 
+    /// A number as text mode prints it: UCS2 hex when that is the character set.
+    fn text_number(&self, number: &str) -> String {
+        if self.cscs == "UCS2" {
+            ucs2_hex(number)
+        } else {
+            number.to_string()
+        }
+    }
+
+    /// A stored message in text mode (AT+CMGF=1): header fields after `prefix`, then the text
+    /// (UCS2 hex for UCS2 messages or character set, as modems print it). `with_stat` adds
+    /// the "REC UNREAD"-style state (listings and reads; not +CMT / +CDS).
+    fn text_view(&self, m: &Stored, prefix: &str, with_stat: bool) -> Vec<String> {
+        let stat = if with_stat {
+            format!(
+                "\"{}\",",
+                TEXT_STATS
+                    .get(m.stat as usize)
+                    .copied()
+                    .unwrap_or("REC READ")
+            )
+        } else {
+            String::new()
+        };
+        let toa = |n: &str| if n.starts_with('+') { 145 } else { 129 };
+        let body = |body: &Body, encoding: pdu::Encoding| match body {
+            Body::Text(t) if self.cscs == "UCS2" || encoding == pdu::Encoding::Ucs2 => ucs2_hex(t),
+            Body::Text(t) => t.clone(),
+            Body::Binary(b) => hex_upper(b),
+        };
+        match pdu::decode(&m.pdu) {
+            Ok(Pdu::Deliver(d)) => vec![
+                format!(
+                    "{prefix}{stat}\"{}\",,\"{}\"",
+                    self.text_number(&d.sender.to_display()),
+                    scts(&d.timestamp)
+                ),
+                body(&d.body, d.encoding),
+            ],
+            Ok(Pdu::StatusReport(r)) => {
+                let ra = r.recipient.to_display();
+                vec![format!(
+                    "{prefix}{stat}6,{},\"{}\",{},\"{}\",\"{}\",{}",
+                    r.message_ref,
+                    self.text_number(&ra),
+                    toa(&ra),
+                    scts(&r.sc_timestamp),
+                    scts(&r.discharge_time),
+                    r.status
+                )]
+            }
+            Ok(Pdu::Submit(sub)) => vec![
+                format!(
+                    "{prefix}{stat}\"{}\",",
+                    self.text_number(&sub.recipient.to_display())
+                ),
+                body(&sub.body, sub.encoding),
+            ],
+            Err(_) => vec![format!("{prefix}{stat}\"\",")],
+        }
+    }
+
     fn cmgr(&mut self, a: &str) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            return Err(Fail::Cms(303));
-        }
         let index: usize = num(args(a).first()).ok_or(Fail::Cms(321))?;
         let m = self.mem[0];
         match self.memories[m].get_mut(index) {
@@ -1663,19 +1918,31 @@ impl AtServer {
                 if msg.stat == REC_UNREAD {
                     msg.stat = REC_READ;
                 }
-                Ok(self.listing(index, &shown, false))
+                Ok(if self.cmgf == 0 {
+                    self.listing(index, &shown, false)
+                } else {
+                    self.text_view(&shown, "+CMGR: ", true)
+                })
             }
         }
     }
 
     fn cmgl(&mut self, a: &str) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            return Err(Fail::Cms(303));
-        }
-        let stat: u8 = match num(args(a).first()) {
-            Some(s @ 0..=4) => s,
-            _ => return Err(Fail::Cms(304)),
+        let wanted = args(a).into_iter().next().unwrap_or_default();
+        let stat: u8 = if self.cmgf == 0 {
+            match wanted.parse() {
+                Ok(s @ 0..=4) => s,
+                _ => return Err(Fail::Cms(304)),
+            }
+        } else {
+            match TEXT_STATS
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case(&wanted))
+            {
+                Some(s) => s as u8,
+                None => return Err(Fail::Cms(305)),
+            }
         };
         let m = self.mem[0];
         let mut found = Vec::new();
@@ -1687,7 +1954,13 @@ impl AtServer {
         }
         Ok(found
             .iter()
-            .flat_map(|(i, msg)| self.listing(*i, msg, true))
+            .flat_map(|(i, msg)| {
+                if self.cmgf == 0 {
+                    self.listing(*i, msg, true)
+                } else {
+                    self.text_view(msg, &format!("+CMGL: {i},"), true)
+                }
+            })
             .collect())
     }
 
@@ -1744,5 +2017,247 @@ mod tests {
         assert_eq!(ucs2_hex("+86"), "002B00380036");
         assert_eq!(from_ucs2_hex("002B00380036").as_deref(), Some("+86"));
         assert_eq!(from_ucs2_hex("002"), None);
+    }
+}
+
+/// The state machine driven directly, with explicit instants: timing rules checked without
+/// sleeping (a pty is not needed to know when the prompt is due).
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+    use crate::pdu::SubmitOptions;
+    use crate::sim::Profile;
+
+    fn server(profile: Profile) -> (AtServer, Instant) {
+        let (tx, _rx) = watch::channel(0);
+        let mut s = AtServer::new(SimOptions::new(profile), SharedRef::default(), tx);
+        let t0 = Instant::now();
+        s.power_on(t0);
+        // Run the whole boot script.
+        s.tick(t0 + Duration::from_secs(5));
+        s.take_output();
+        (s, t0 + Duration::from_secs(5))
+    }
+
+    fn say(s: &mut AtServer, now: Instant, line: &str) -> String {
+        s.feed(now, format!("{line}\r").as_bytes());
+        String::from_utf8_lossy(&s.take_output()).into_owned()
+    }
+
+    fn hello() -> crate::pdu::EncodedSegment {
+        crate::pdu::encode_submit("13800138000", "hi", &SubmitOptions::default())
+            .expect("encode")
+            .remove(0)
+    }
+
+    #[test]
+    fn answer_comes_after_the_send_delay_and_not_before() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        assert_eq!(
+            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
+            "\r\n> "
+        );
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(s.take_output(), b"");
+        // Input during the send is held, answered after the result.
+        s.feed(t, b"AT\r");
+        assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(50)));
+        s.tick(t + Duration::from_millis(49));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_millis(50));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMGS: 0\r\n\r\nOK\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn slow_prompt_waits_its_delay_once() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        s.fault(
+            t,
+            Fault::SlowPrompt {
+                delay: Duration::from_secs(2),
+            },
+        );
+        let seg = hello();
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(1999));
+        assert_eq!(s.take_output(), b"");
+        s.tick(t + Duration::from_secs(2));
+        assert_eq!(s.take_output(), b"\r\n> ");
+        s.feed(t, b"\x1b");
+        s.take_output();
+        // Only once: the next prompt comes after the profile's usual 20 ms.
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(20));
+        assert_eq!(s.take_output(), b"\r\n> ");
+    }
+
+    #[test]
+    fn silence_ends_on_time() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        s.fault(
+            t,
+            Fault::Silent {
+                duration: Duration::from_secs(3),
+            },
+        );
+        assert_eq!(say(&mut s, t + Duration::from_millis(2999), "AT"), "");
+        assert!(say(&mut s, t + Duration::from_secs(3), "AT").ends_with("\r\nOK\r\n"));
+    }
+
+    #[test]
+    fn registration_returns_after_its_duration() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CREG=1");
+        s.fault(
+            t,
+            Fault::RegistrationLost {
+                duration: Duration::from_secs(10),
+            },
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 2\r\n"
+        );
+        s.tick(t + Duration::from_secs(9));
+        assert!(say(&mut s, t + Duration::from_secs(9), "AT+CREG?").contains("+CREG: 1,2"));
+        s.tick(t + Duration::from_secs(10));
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CREG: 1\r\n"
+        );
+    }
+
+    #[test]
+    fn urcs_wait_while_a_pdu_is_typed() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.inject_sms(t, "10086", "hi", None);
+        assert_eq!(s.take_output(), b"", "+CMTI held during PDU entry");
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"SM\",0\r\n"
+        );
+    }
+
+    #[test]
+    fn wrong_pin_three_times_locks() {
+        let (tx, _rx) = watch::channel(0);
+        let mut options = SimOptions::new(Profile::Sim800);
+        options.pin = Some("1234".into());
+        let mut s = AtServer::new(options, SharedRef::default(), tx);
+        let t = Instant::now();
+        s.power_on(t);
+        s.tick(t + Duration::from_secs(5));
+        let boot = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(
+            boot.contains("+CPIN: SIM PIN") && !boot.contains("SMS Ready"),
+            "{boot:?}"
+        );
+        say(&mut s, t, "AT+CMEE=1");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CMS ERROR: 311"));
+        for _ in 0..3 {
+            assert!(say(&mut s, t, "AT+CPIN=0000").contains("+CME ERROR: 16"));
+        }
+        assert!(say(&mut s, t, "AT+CPIN?").contains("+CPIN: SIM PUK"));
+        assert!(
+            say(&mut s, t, "AT+CPIN=1234").contains("+CME ERROR: 16"),
+            "locked for good"
+        );
+    }
+
+    #[test]
+    fn huawei_noise_can_land_inside_a_response() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        // The boot ran to t; the next ^RSSI-style line is due 1.5 s later.
+        let due = s.next_deadline().expect("noise scheduled");
+        let r = say(&mut s, due - Duration::from_millis(50), "AT+CSQ");
+        let noise_at = r.find("\r\n^").expect("noise inside the response");
+        assert!(r.find("+CSQ:").is_some_and(|q| q < noise_at), "{r:?}");
+        assert!(r.ends_with("\r\nOK\r\n"), "{r:?}");
+        // ^CURC=0 turns it off, as on the real stick.
+        say(&mut s, t, "AT^CURC=0");
+        let due = s.next_deadline().expect("noise timer");
+        let r = say(&mut s, due, "AT+CSQ");
+        assert!(!r.contains('^'), "{r:?}");
+    }
+
+    #[test]
+    fn a_status_report_survives_a_reboot() {
+        let (mut s, t) = server(Profile::Sim800);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT+CNMI=2,1,0,1,0");
+        let opts = SubmitOptions {
+            status_report: true,
+            ..SubmitOptions::default()
+        };
+        let seg = crate::pdu::encode_submit("13800138000", "hi", &opts)
+            .expect("encode")
+            .remove(0);
+        say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len));
+        s.feed(t, format!("{}\x1a", seg.hex()).as_bytes());
+        s.tick(t + Duration::from_millis(50));
+        assert!(String::from_utf8_lossy(&s.take_output()).contains("+CMGS: 0"));
+        s.fault(
+            t + Duration::from_millis(60),
+            Fault::Unplug {
+                down_for: Duration::from_secs(1),
+            },
+        );
+        assert!(s.take_replug().is_some());
+        let back = t + Duration::from_secs(2);
+        s.power_on(back);
+        say(&mut s, back, "AT+CNMI=2,1,0,1,0");
+        // The report came due while the modem was away; it is retried once SMS is ready.
+        s.tick(back + Duration::from_secs(5));
+        s.tick(back + Duration::from_secs(6));
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(out.contains("\r\n+CDS: "), "{out:?}");
+    }
+
+    #[test]
+    fn urcs_never_cut_the_echo_of_a_command_line() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        s.feed(t, b"AT+CS");
+        s.inject_sms(t, "10086", "hi", None);
+        s.feed(t, b"Q\r");
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "AT+CSQ\r\r\n+CSQ: 23,99\r\n\r\nOK\r\n\r\n+CMTI: \"SM\",0\r\n"
+        );
+    }
+
+    #[test]
+    fn a_full_memory_holds_the_next_sms_until_one_is_deleted() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT^CURC=0");
+        say(&mut s, t, "AT+CNMI=2,1,0,0,0");
+        for i in 0..21 {
+            s.inject_sms(t, "10086", &format!("msg {i}"), None);
+        }
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert_eq!(out.matches("+CMTI: \"SM\",").count(), 20, "{out:?}");
+        assert!(out.contains("^SMMEMFULL: \"SM\""), "{out:?}");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CPMS: \"SM\",20,20"));
+        assert!(say(&mut s, t, "AT+CMGD=7").contains("\r\n+CMTI: \"SM\",7\r\n"));
+        // Receiving into ME instead once the driver says so.
+        let r = say(&mut s, t, "AT+CPMS=\"SM\",\"SM\",\"ME\"");
+        assert!(r.contains("+CPMS: 20,20,20,20,0,100"), "{r:?}");
+        s.inject_sms(t, "10086", "to ME", None);
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"ME\",0\r\n"
+        );
+        assert!(say(&mut s, t, "AT+CPMS=\"XX\"").contains("+CMS ERROR: 302"));
     }
 }

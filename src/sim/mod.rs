@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`spawn`] opens a pty pair and starts one tokio task that owns the master side.
 //! Bytes the driver writes to the slave arrive at the task, which feeds them to the pure
-//! [`at_server`] state machine (echo, AT parser, SMS storage, PDU entry, faults); whatever the
+//! `at_server` state machine (echo, AT parser, SMS storage, PDU entry, faults); whatever the
 //! machine wants printed is written back to the master. The [`SimHandle`] talks to the task
 //! over a bounded channel (inject SMS, inject faults, shut down) and reads what was sent from a
 //! small shared record.
@@ -166,6 +166,7 @@ pub(crate) struct Shared {
     pub sent_dropped: usize,
     pub stored: usize,
     pub device: PathBuf,
+    pub generation: u64,
 }
 
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
@@ -220,7 +221,11 @@ async fn start(options: SimOptions, link: Option<PathBuf>) -> Result<SimHandle, 
     let (stop, stop_rx) = tokio::sync::oneshot::channel();
     let profile = options.profile;
     let port = pty::Port::open(link.as_deref())?;
-    lock(&shared).device = port.slave_path.clone();
+    {
+        let mut s = lock(&shared);
+        s.device = port.slave_path.clone();
+        s.generation = 1;
+    }
     let task = tokio::spawn(pty::run(
         options,
         port,
@@ -259,6 +264,12 @@ impl SimHandle {
         lock(&self.shared).device.clone()
     }
 
+    /// How many ptys this modem has had: 1 after spawn, one more after each unplug or reboot
+    /// once the new pty is up. (A new pty may reuse the old /dev/pts number.)
+    pub fn port_generation(&self) -> u64 {
+        lock(&self.shared).generation
+    }
+
     fn request(&self, request: Request) {
         if let Err(e) = self.requests.try_send(request) {
             tracing::warn!(error = %e, "simulated modem request dropped");
@@ -292,6 +303,20 @@ impl SimHandle {
 
     pub fn inject_fault(&self, fault: Fault) {
         self.request(Request::Fault(fault));
+    }
+
+    /// Segments accepted since spawn, including any dropped from the record.
+    pub fn sent_total(&self) -> usize {
+        *self.sent_count.borrow()
+    }
+
+    /// Segments accepted from the `from`-th on (counting from 0 at spawn), and the count to
+    /// pass next time: a cursor for following the record as it grows.
+    pub fn sent_since(&self, from: usize) -> (Vec<SentSms>, usize) {
+        let shared = lock(&self.shared);
+        let next = shared.sent_dropped + shared.sent.len();
+        let skip = from.saturating_sub(shared.sent_dropped);
+        (shared.sent.iter().skip(skip).cloned().collect(), next)
     }
 
     /// Every segment accepted so far (at most [`SENT_RECORD_CAP`], oldest dropped first).

@@ -63,8 +63,36 @@ impl Port {
     }
 }
 
-/// Point `link` at `target`, atomically replacing whatever is there.
+impl Port {
+    /// Wait (bounded) until the reader has taken what was written: closing the master
+    /// discards whatever the slave still holds.
+    async fn drain(&mut self) {
+        // The kernel moves written bytes to the slave's queue asynchronously: look only after
+        // a short pause, then until the queue is empty.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !matches!(self.slave.bytes_to_read(), Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+}
+
+/// Point `link` at `target`, atomically. Only a symlink left by a simulator (into /dev/pts)
+/// or a dangling one is replaced: never a file or a live device link someone put there.
 fn make_link(target: &Path, link: &Path) -> std::io::Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(link) {
+        let replaceable = meta.file_type().is_symlink()
+            && std::fs::read_link(link)
+                .is_ok_and(|t| t.starts_with("/dev/pts") || std::fs::metadata(link).is_err());
+        if !replaceable {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a stale simulator link; not replacing it",
+            ));
+        }
+    }
     let mut tmp = link.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
@@ -130,8 +158,11 @@ async fn serve(
         if let Some(p) = port.as_mut() {
             p.write(&out).await;
         }
-        if let Some(down_for) = server.take_replug() {
+        if let Some((down_for, drain)) = server.take_replug() {
             // USB reset / unplug: both sides close, the link goes, a new pty comes back later.
+            if drain && let Some(p) = port.as_mut() {
+                p.drain().await;
+            }
             tracing::info!(?down_for, "port gone");
             drop(port.take());
             if let Some(link) = &link {
@@ -150,7 +181,11 @@ async fn serve(
             }
             match Port::open(link.as_deref()) {
                 Ok(p) => {
-                    lock(&shared).device = p.slave_path.clone();
+                    {
+                        let mut s = lock(&shared);
+                        s.device = p.slave_path.clone();
+                        s.generation += 1;
+                    }
                     tracing::info!(device = %p.slave_path.display(), "port back");
                     port = Some(p);
                     server.power_on(Instant::now());

@@ -51,6 +51,11 @@ impl Client {
         self.port.write_all(bytes).await.expect("write to the pty");
     }
 
+    /// Write that may fail (the port may be gone).
+    pub async fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.port.write_all(bytes).await
+    }
+
     /// Read once (bounded by `wait`); Err on EOF or an I/O error (the port went away).
     pub async fn read_some(&mut self, wait: Duration) -> Result<usize, String> {
         let mut buf = [0u8; 4096];
