@@ -153,7 +153,7 @@ fn main() {
 
         let sim = Sim::start(dir.path(), "slow", 300);
         let handle = ready(&sim.link).await;
-        let _ = run(&handle, &[single.clone()]).await;
+        let _ = run(&handle, std::slice::from_ref(&single)).await;
         let f = run(&handle, &vec![single.clone(); 10]).await;
         println!(
             "+CMGS after 300 ms, 1-segment messages back to back: {:.1} ms per segment (target <= 330; gammu-smsd ~905)",

@@ -205,3 +205,26 @@ async fn listen_prints_reassembled_messages_and_status_reports() {
     assert_eq!(sim.stored(), 0, "deleted after printing");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_leaves_an_incomplete_multipart_message_on_the_sim() {
+    let (_dir, sim, dev) = start(Profile::Sim800).await;
+    let options = gridsms::pdu::DeliverOptions {
+        smsc: None,
+        timestamp: chrono::DateTime::parse_from_rfc3339("2026-06-01T08:00:00+08:00").unwrap(),
+        concat_ref: 77,
+        concat_16bit: false,
+    };
+    let parts = gridsms::pdu::encode_deliver("+8613912345678", OUTAGE, &options).unwrap();
+    assert!(parts.len() >= 2);
+    sim.inject_pdu(parts[0].clone());
+    let out = gridsms(&["modem", "listen", "--device", &dev, "--for", "2"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "nothing complete to print");
+    assert_eq!(sim.stored(), 1, "the lone part stays on the SIM");
+    sim.shutdown().await;
+}

@@ -209,6 +209,8 @@ async fn listen(args: DeviceArgs, for_secs: Option<u64>, keep: bool) -> Result<E
     let started = tokio::time::Instant::now();
     // Stored messages may be reported again (sweeps); print each storage slot once.
     let mut seen = std::collections::HashSet::new();
+    let mut parts_stored: std::collections::HashMap<(String, u16, u8), Vec<u32>> =
+        std::collections::HashMap::new();
     loop {
         let ev = tokio::select! {
             ev = rx.recv() => match ev { Some(ev) => ev, None => break },
@@ -234,16 +236,26 @@ async fn listen(args: DeviceArgs, for_secs: Option<u64>, keep: bool) -> Result<E
         {
             continue;
         }
-        match pdu::decode(&pdu) {
+        // Storage slots to delete once what they hold has been printed.
+        let to_delete: Vec<u32> = match pdu::decode(&pdu) {
             Ok(Pdu::Deliver(d)) => {
                 let now_ms = started.elapsed().as_millis() as u64;
-                if let Outcome::Complete(m) =
-                    reassembler.push(Part::from_deliver(&d), now_ms).outcome
-                {
-                    println!(
-                        "{}",
-                        json!({"from": m.sender, "text": m.text, "timestamp": m.timestamp.to_rfc3339()})
-                    );
+                let part = Part::from_deliver(&d);
+                let group = (part.sender.clone(), part.reference, part.total);
+                let slots = parts_stored.entry(group.clone()).or_default();
+                slots.extend(index);
+                match reassembler.push(part, now_ms).outcome {
+                    Outcome::Complete(m) => {
+                        println!(
+                            "{}",
+                            json!({"from": m.sender, "text": m.text, "timestamp": m.timestamp.to_rfc3339()})
+                        );
+                        parts_stored.remove(&group).unwrap_or_default()
+                    }
+                    // A part of a message still incomplete stays on the SIM until the whole
+                    // message is printed, so quitting early loses nothing.
+                    Outcome::Pending { .. } => Vec::new(),
+                    Outcome::Duplicate => index.into_iter().collect(),
                 }
             }
             Ok(Pdu::StatusReport(r)) => {
@@ -256,6 +268,7 @@ async fn listen(args: DeviceArgs, for_secs: Option<u64>, keep: bool) -> Result<E
                         "delivered": r.class() == StatusClass::Delivered,
                     }})
                 );
+                index.into_iter().collect()
             }
             Ok(Pdu::Submit(_)) => continue,
             Err(e) => {
@@ -263,11 +276,14 @@ async fn listen(args: DeviceArgs, for_secs: Option<u64>, keep: bool) -> Result<E
                 eprintln!("undecodable PDU at index {index:?}: {e}");
                 continue;
             }
+        };
+        if keep {
+            continue;
         }
-        if let (Some(i), false) = (index, keep)
-            && let Err(e) = handle.ack_inbound(i).await
-        {
-            eprintln!("could not delete message {i}: {e}");
+        for i in to_delete {
+            if let Err(e) = handle.ack_inbound(i).await {
+                eprintln!("could not delete message {i}: {e}");
+            }
         }
     }
     handle.shutdown().await;
