@@ -951,7 +951,7 @@ impl AtServer {
         });
         match pdu::encode_deliver(from, text, &options) {
             Ok(pdus) => {
-                tracing::info!(from, segments = pdus.len(), "inbound SMS injected");
+                tracing::debug!(from, segments = pdus.len(), "inbound SMS injected");
                 for p in pdus {
                     self.inbound(now, p);
                 }
@@ -1050,7 +1050,7 @@ impl AtServer {
             stat: REC_UNREAD,
             pdu,
         };
-        tracing::info!(mr, recipient, status, "status report");
+        tracing::debug!(mr, recipient, status, "status report");
         match self.cnmi[3] {
             1 if self.cnmi[0] != 0 => {
                 let urc = if self.cmgf == 0 {
@@ -1154,7 +1154,7 @@ impl AtServer {
         match decoded {
             Some((bytes, submit)) => self.accept_submit(now, bytes, submit),
             None => {
-                tracing::info!(
+                tracing::debug!(
                     to,
                     "text-mode message rejected (bad text, or longer than one SMS)"
                 );
@@ -1170,7 +1170,7 @@ impl AtServer {
             Body::Text(t) => t.clone(),
             Body::Binary(b) => hex_upper(b),
         };
-        tracing::info!(to = %to, text = %text, concat = ?submit.concat, srr = submit.status_report_requested, "SMS submitted");
+        tracing::debug!(to = %to, text = %text, concat = ?submit.concat, srr = submit.status_report_requested, "SMS submitted");
         let result = if self.reg_stat(now) != 1 {
             Err(331)
         } else if let Some((code, count)) = self.cms_faults.front_mut() {
