@@ -252,7 +252,7 @@ async fn permanent_failure_fails_the_message_and_counts_the_number() {
         .unwrap();
     assert_eq!(
         (r.class, r.message_state),
-        (DeliveryClass::GaveUp, MessageState::Failed)
+        (DeliveryClass::TemporaryFailureGaveUp, MessageState::Failed)
     );
     let m = store.get(ids[0]).await.unwrap().unwrap().message;
     assert!(m.last_error.unwrap().contains("0x41"));

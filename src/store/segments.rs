@@ -104,30 +104,8 @@ pub struct StatusReport {
     pub received_at: DateTime<Utc>,
 }
 
-/// TP-ST classes of 3GPP TS 23.040 §9.2.3.15.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryClass {
-    /// 0x00–0x1F: short message transaction completed.
-    Delivered,
-    /// 0x20–0x3F: temporary error, the SC is still trying. Not final.
-    StillTrying,
-    /// 0x60–0x7F (and reserved values): temporary error, the SC gave up. Final, not the
-    /// number's fault.
-    GaveUp,
-    /// 0x40–0x5F: permanent error (unknown subscriber, barred...). Counted against the number.
-    Permanent,
-}
-
-impl DeliveryClass {
-    pub fn of(tp_st: u8) -> Self {
-        match tp_st {
-            0x00..=0x1f => DeliveryClass::Delivered,
-            0x20..=0x3f => DeliveryClass::StillTrying,
-            0x40..=0x5f => DeliveryClass::Permanent,
-            _ => DeliveryClass::GaveUp,
-        }
-    }
-}
+/// TP-ST classes of 3GPP TS 23.040 §9.2.3.15, as the codec defines them.
+pub use crate::pdu::StatusClass as DeliveryClass;
 
 /// What a status report changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,12 +316,12 @@ pub fn apply_status_report(
         return Ok(None);
     };
     let seq = small(seq, "seq")?;
-    let class = DeliveryClass::of(rep.status);
+    let class = crate::pdu::status_class(rep.status);
     let at = to_ms(rep.received_at);
     let segment_state = match class {
         DeliveryClass::Delivered => SegmentState::Delivered,
         DeliveryClass::StillTrying => SegmentState::Submitted,
-        DeliveryClass::GaveUp | DeliveryClass::Permanent => SegmentState::Failed,
+        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => SegmentState::Failed,
     };
     tx.execute(
         "UPDATE segments SET state = ?3, status = ?4, reported_at = ?5
@@ -368,8 +346,8 @@ pub fn apply_status_report(
             }
         }
         DeliveryClass::StillTrying => {}
-        DeliveryClass::GaveUp | DeliveryClass::Permanent => {
-            let what = if class == DeliveryClass::Permanent {
+        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => {
+            let what = if class == DeliveryClass::PermanentFailure {
                 "permanent error"
             } else {
                 "not delivered, network gave up"
@@ -383,7 +361,7 @@ pub fn apply_status_report(
                  WHERE id = ?1 AND state IN ('sending', 'sent')",
                 params![id, reason, at],
             )?;
-            if n == 1 && class == DeliveryClass::Permanent {
+            if n == 1 && class == DeliveryClass::PermanentFailure {
                 count_failed_number(&tx, id, &reason, rep.received_at)?;
             }
         }
@@ -443,28 +421,4 @@ pub fn failed_numbers(
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::DeliveryClass::{self, *};
-
-    #[test]
-    fn tp_st_classes_follow_23_040() {
-        let table: [(u8, DeliveryClass); 10] = [
-            (0x00, Delivered),
-            (0x01, Delivered),
-            (0x1f, Delivered),
-            (0x20, StillTrying),
-            (0x3f, StillTrying),
-            (0x40, Permanent),
-            (0x41, Permanent),
-            (0x5f, Permanent),
-            (0x60, GaveUp),
-            (0xff, GaveUp),
-        ];
-        for (st, want) in table {
-            assert_eq!(DeliveryClass::of(st), want, "TP-ST 0x{st:02X}");
-        }
-    }
 }
