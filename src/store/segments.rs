@@ -321,7 +321,9 @@ pub fn apply_status_report(
     let segment_state = match class {
         DeliveryClass::Delivered => SegmentState::Delivered,
         DeliveryClass::StillTrying => SegmentState::Submitted,
-        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => SegmentState::Failed,
+        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => {
+            SegmentState::Failed
+        }
     };
     tx.execute(
         "UPDATE segments SET state = ?3, status = ?4, reported_at = ?5
