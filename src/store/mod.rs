@@ -33,6 +33,7 @@
 //! leave at most the one `submitting` segment per modem in doubt; [`Store::recover_in_flight`]
 //! resolves every `sending` message at start-up (see [`outbox::recover_in_flight`]).
 
+pub mod backup;
 pub mod migrations;
 pub mod outbox;
 pub mod quotas;
