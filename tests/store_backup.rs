@@ -194,6 +194,7 @@ fn cli_prints_a_summary_and_exits_2_when_the_target_exists() {
     let first = run(&[]);
     assert!(first.status.success(), "{first:?}");
     let line = String::from_utf8(first.stdout).unwrap();
+    print!("{line}");
     assert!(line.contains("42 messages"), "{line}");
     assert!(line.contains("integrity ok"), "{line}");
     let again = run(&[]);
