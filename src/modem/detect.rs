@@ -367,16 +367,22 @@ pub async fn detect(paths: &[PathBuf], opts: &DetectOptions) -> Result<Detection
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
             let links = links_to(&device, &opts.link_dirs);
-            let outcome = if holders.is_empty() {
-                probe(&device, &opts).await
-            } else {
-                Outcome::InUse { holders }
+            // udevadm runs alongside the probe so it adds nothing to a port's time.
+            let probed = async {
+                if holders.is_empty() {
+                    probe(&device, &opts).await
+                } else {
+                    Outcome::InUse { holders }
+                }
             };
-            let (usb, usb_note) = if opts.udev {
-                udev_info(&device).await
-            } else {
-                (None, Some("udev lookup disabled".to_string()))
+            let udev = async {
+                if opts.udev {
+                    udev_info(&device).await
+                } else {
+                    (None, Some("udev lookup disabled".to_string()))
+                }
             };
+            let (outcome, (usb, usb_note)) = tokio::join!(probed, udev);
             PortReport {
                 path,
                 device,
