@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
 //! is used only here, at the edge.
 
+mod backup;
 mod client;
 mod config;
 mod daemon;
@@ -45,6 +46,8 @@ pub enum Command {
     Modems(client::ModemsArgs),
     /// Message counts by state and category.
     Queue(client::ApiArgs),
+    /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
+    Backup(backup::BackupArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> ExitCode {
             None => client::modems(args.api),
         },
         Command::Queue(args) => client::queue(args),
+        Command::Backup(args) => backup::run(args),
     }
 }
