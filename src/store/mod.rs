@@ -324,7 +324,9 @@ impl Store {
         msgs: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        self.call(move |c| outbox::enqueue_bulk(c, &msgs, now))
+        // Durable: the group commit holding an enqueue runs with synchronous=FULL, so what the
+        // API acknowledged survives power loss, not only a crash.
+        self.submit(move |c| outbox::enqueue_bulk(c, &msgs, now), true)
             .await
     }
 
