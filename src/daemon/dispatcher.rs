@@ -242,6 +242,13 @@ impl Dispatcher {
             categories: Some(allowed),
         };
         if self.slots.iter().all(|s| !s.usable() || s.in_flight > 0) {
+            if !self.slots.iter().any(Slot::usable) {
+                // Nothing will wake us (no send to finish): look again soon so messages
+                // still expire on time while every modem is down.
+                self.wake_no_later_than(
+                    now + chrono::TimeDelta::from_std(EXPIRE_EVERY).unwrap_or_default(),
+                );
+            }
             self.set_idle_status(&filter).await?;
             return Ok(());
         }
