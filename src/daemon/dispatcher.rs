@@ -529,6 +529,15 @@ impl Dispatcher {
             }
             ModemEventKind::Health(status) => {
                 let slot = &mut self.slots[index];
+                // The actor reports Ready in a Health event before the Ready event: take the
+                // identity from it, or the first sends would count against `modem:NAME`
+                // instead of the SIM's persisted quota.
+                if let Some(id) = status.identity.as_ref()
+                    && slot.identity.as_ref() != Some(id)
+                {
+                    slot.identity = Some(id.clone());
+                    slot.usage_hour = None;
+                }
                 slot.state = status.state;
                 if status.state != ModemState::Initialising {
                     slot.first_init_done = true;
