@@ -189,7 +189,7 @@ scopes = ["read"]
         ]
     );
     assert!(loaded.warnings[0].message.contains("spam checks"));
-    assert!(loaded.warnings[3].message.contains("chmod 600"));
+    assert!(loaded.warnings[3].message.contains("chmod 640"));
 }
 
 #[test]

@@ -660,3 +660,21 @@ fn decode_errors_say_what_and_where() {
     // Whitespace around the hex and lowercase are fine.
     assert!(pdu::decode_hex("  000405815995f800006211824130002302432c\r\n").is_ok());
 }
+
+#[test]
+fn submit_with_absolute_validity_is_read_past() {
+    // python-messaging: absolute TP-VP (VPF 11) of 2010-07-25 20:15:39.
+    let s = submit("0019000B914316565811F900000170520251930004E8373B0C");
+    assert_eq!(s.validity_minutes, None);
+    assert!(!s.reject_duplicates);
+    assert_eq!(text(&s.body), "hola");
+    // Class 0 to 3 in the general data coding group.
+    for (hex, class) in [
+        ("0001000B914356143254F6001006E8721E947F03", 0),
+        ("0001000B914356143254F6001306E8721E947F03", 3),
+    ] {
+        let s = submit(hex);
+        assert_eq!(s.dcs, 0x10 | class);
+        assert_eq!(text(&s.body), "hey yo");
+    }
+}

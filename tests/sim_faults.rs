@@ -98,20 +98,18 @@ async fn registration_lost_then_back() {
 
 #[tokio::test]
 async fn silent_modem_answers_nothing_then_recovers() {
-    let handle = sim::spawn(SimOptions::new(Profile::QuectelEc25))
-        .await
-        .expect("spawn");
-    let mut c = ready_client(&handle, &handle.device_path()).await;
-    handle.inject_fault(Fault::Silent {
-        duration: Duration::from_secs(3),
-    });
-    // Let the fault reach the task: a command sent right after must go unanswered.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let from = c.mark();
+    // Silent from power-on, so the silence is certain to cover the first command.
+    let mut options = SimOptions::new(Profile::QuectelEc25);
+    options.faults = vec![Fault::Silent {
+        duration: Duration::from_secs(5),
+    }];
+    let handle = sim::spawn(options).await.expect("spawn");
+    let mut c = Client::open(&handle.device_path()).await;
     c.write(b"AT\r").await;
     let _ = c.read_some(Duration::from_millis(500)).await;
-    assert_eq!(&c.received[from..], "", "a silent modem printed something");
+    assert_eq!(c.received, "", "a silent modem printed something");
     c.sync().await;
+    assert!(c.cmd("AT+CPIN?").await.contains("+CPIN: READY"));
     handle.shutdown().await;
 }
 
@@ -289,5 +287,38 @@ async fn a_pty_nobody_reads_does_not_wedge_the_modem() {
     c.sync().await;
     c.cmd("AT+CMGF=0").await;
     assert!(c.cmd("AT+CMGL=4").await.contains("+CMGL: 0,0,,"));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_link_never_replaces_a_real_file_but_does_replace_a_stale_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("precious");
+    std::fs::write(&file, "keep me").expect("write");
+    let err = sim::spawn_linked(SimOptions::new(Profile::Sim800), &file).await;
+    assert!(matches!(err, Err(sim::SimError::Link { .. })), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
+
+    let stale = dir.path().join("stale");
+    std::os::unix::fs::symlink("/dev/pts/999999", &stale).expect("symlink");
+    let handle = sim::spawn_linked(SimOptions::new(Profile::Sim800), &stale)
+        .await
+        .expect("spawn");
+    assert_eq!(std::fs::read_link(&stale).expect("link"), handle.pty_path());
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_raw_pdu_is_delivered_as_is() {
+    let handle = sim::spawn(SimOptions::new(Profile::QuectelEc25))
+        .await
+        .expect("spawn");
+    let mut c = ready_client(&handle, &handle.device_path()).await;
+    let from = c.mark();
+    // Truncated on purpose: the simulator stores what the network sent; the driver must cope.
+    handle.inject_pdu(vec![0x00, 0x04, 0x0B, 0x91]);
+    c.expect(from, "+CMTI: \"SM\",0").await;
+    let read = c.cmd("AT+CMGR=0").await;
+    assert!(read.contains("+CMGR: 0,,3\r\n00040B91\r\n"), "{read:?}");
     handle.shutdown().await;
 }

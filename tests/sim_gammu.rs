@@ -56,20 +56,14 @@ async fn gammu(rc: &Path, args: &[&str]) -> String {
     let out = match tokio::time::timeout(GAMMU_TIMEOUT, child).await {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => panic!("cannot run gammu: {e}"),
-        Err(_) => panic!("gammu {args:?} did not finish"),
+        Err(_) => panic!(
+            "gammu {args:?} did not finish\n--- log tail ---\n{}",
+            log_tail(rc)
+        ),
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        let log = std::fs::read_to_string(rc.with_file_name("gammu.log")).unwrap_or_default();
-        let tail: String = log
-            .lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n");
+        let tail = log_tail(rc);
         panic!(
             "gammu {args:?} failed ({}):\n{stdout}\n{}\n--- log tail ---\n{tail}",
             out.status,
@@ -77,6 +71,12 @@ async fn gammu(rc: &Path, args: &[&str]) -> String {
         );
     }
     stdout
+}
+
+fn log_tail(rc: &Path) -> String {
+    let log = std::fs::read_to_string(rc.with_file_name("gammu.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
 fn squash(s: &str) -> String {

@@ -511,3 +511,57 @@ async fn line_noise_and_overlong_lines_do_not_break_the_parser() {
     assert!(c.cmd("AT+CMGF=0;+CMEE=2;+CMEE?").await.contains("+CMEE: 2"));
     handle.shutdown().await;
 }
+
+/// A technician at a terminal uses text mode: the simulator answers it too.
+#[tokio::test]
+async fn text_mode_send_and_read() {
+    let (handle, mut c) = start(Profile::Sim800).await;
+    ready(Profile::Sim800, &mut c).await;
+    assert!(c.cmd("AT+CMGF=1").await.ends_with("OK\r\n"));
+    assert!(c.cmd("AT+CSCS=\"GSM\"").await.ends_with("OK\r\n"));
+    let prompt = c.cmd("AT+CMGS=\"13800138000\"").await;
+    assert!(prompt.ends_with("> "), "{prompt:?}");
+    // CR inside the text starts a new line and a new prompt.
+    let from = c.mark();
+    c.write(b"line one\r").await;
+    c.expect(from, "> ").await;
+    let from = c.mark();
+    c.write(b"line two\x1a").await;
+    let r = c.expect(from, "\r\nOK\r\n").await;
+    assert!(r.contains("+CMGS: 0"), "{r:?}");
+    assert_eq!(handle.sent()[0].text, "line one\nline two");
+    assert_eq!(handle.sent()[0].to, "13800138000");
+
+    // In UCS2 the number and the text are UCS2 hex.
+    c.cmd("AT+CSCS=\"UCS2\"").await;
+    let prompt = c.cmd("AT+CMGS=\"00310030003000380036\"").await;
+    assert!(prompt.ends_with("> "), "{prompt:?}");
+    let from = c.mark();
+    c.write(b"67E58BE2\x1a").await;
+    assert!(c.expect(from, "\r\nOK\r\n").await.contains("+CMGS: 1"));
+    assert_eq!(
+        (handle.sent()[1].to.as_str(), handle.sent()[1].text.as_str()),
+        ("10086", "查询")
+    );
+
+    let from = c.mark();
+    handle.inject_sms("+8613912345678", "你好");
+    c.expect(from, "+CMTI: \"SM\",1").await;
+    c.cmd("AT+CSCS=\"GSM\"").await;
+    let list = c.cmd("AT+CMGL=\"ALL\"").await;
+    assert!(
+        list.contains("+CMGL: 1,\"REC UNREAD\",\"+8613912345678\",,\""),
+        "{list:?}"
+    );
+    assert!(
+        list.contains("+32\"\r\n4F60597D\r\n"),
+        "UCS2 text shown as hex: {list:?}"
+    );
+    let read = c.cmd("AT+CMGR=1").await;
+    assert!(
+        read.contains("+CMGR: \"REC READ\",\"+8613912345678\""),
+        "{read:?}"
+    );
+    assert!(c.cmd("AT+CMGL=4").await.contains("+CMS ERROR: 305"));
+    handle.shutdown().await;
+}

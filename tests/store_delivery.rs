@@ -125,23 +125,46 @@ async fn single_segment_delivered() {
 async fn multipart_is_delivered_only_when_every_part_is() {
     let store = Store::open_in_memory().await.unwrap();
     let id = queued_and_claimed(&store, num(1), Category::Bill).await;
-    for (seq, mr) in [(1u8, 200u8), (2, 201), (3, 202)] {
-        submit(&store, id, seq, 3, mr).await;
-    }
-    // A fast report may overtake mark_sent.
+    submit(&store, id, 1, 3, 200).await;
+    submit(&store, id, 2, 3, 201).await;
+    assert_eq!(state(&store, id).await, MessageState::Sending);
+    // A fast report for part 1 arrives while part 3 is still on its way.
     let r = store
-        .apply_status_report(report(&num(1), 202, 0, 3))
+        .apply_status_report(report(&num(1), 200, 0, 3))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((r.seq, r.message_state), (3, MessageState::Sending));
-    store.mark_sent(id, t0()).await.unwrap();
+    assert_eq!((r.seq, r.message_state), (1, MessageState::Sending));
+    // The last +CMGS makes the message sent by itself.
+    store
+        .mark_segment_submitting(
+            SegmentSubmit {
+                message_id: id,
+                seq: 3,
+                total: 3,
+                concat_ref: Some(0x1234),
+                sim_iccid: ICCID.into(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let now_sent = store
+        .mark_segment_submitted(id, 3, 202, t0())
+        .await
+        .unwrap();
+    assert!(now_sent);
+    assert_eq!(state(&store, id).await, MessageState::Sent);
     let r = store
-        .apply_status_report(report(&num(1), 200, 0, 4))
+        .apply_status_report(report(&num(1), 202, 0, 4))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(r.message_state, MessageState::Sent);
+    assert_eq!(
+        r.message_state,
+        MessageState::Sent,
+        "part 2 still unreported"
+    );
     let r = store
         .apply_status_report(report(&num(1), 201, 0, 5))
         .await
@@ -155,7 +178,8 @@ async fn multipart_is_delivered_only_when_every_part_is() {
             .all(|s| s.state == SegmentState::Delivered)
     );
     assert!(d.segments.iter().all(|s| s.concat_ref == Some(0x1234)));
-    // mark_sent after delivery is harmless.
+    assert_eq!(d.message.sent_at, Some(t0()));
+    // A defensive mark_sent after delivery is harmless.
     store.mark_sent(id, t0()).await.unwrap();
     assert_eq!(state(&store, id).await, MessageState::Delivered);
 }
@@ -208,7 +232,7 @@ async fn permanent_failure_fails_the_message_and_counts_the_number() {
         let id = queued_and_claimed(&store, num(4), Category::Reminder).await;
         submit(&store, id, 1, 2, 10 + ids.len() as u8 * 2).await;
         submit(&store, id, 2, 2, 11 + ids.len() as u8 * 2).await;
-        store.mark_sent(id, t0()).await.unwrap();
+        assert_eq!(state(&store, id).await, MessageState::Sent);
         ids.push(id);
     }
     // Message 1: both parts fail permanently (0x41 = incompatible destination); counted once.
@@ -228,7 +252,7 @@ async fn permanent_failure_fails_the_message_and_counts_the_number() {
         .unwrap();
     assert_eq!(
         (r.class, r.message_state),
-        (DeliveryClass::GaveUp, MessageState::Failed)
+        (DeliveryClass::TemporaryFailureGaveUp, MessageState::Failed)
     );
     let m = store.get(ids[0]).await.unwrap().unwrap().message;
     assert!(m.last_error.unwrap().contains("0x41"));
@@ -321,9 +345,16 @@ async fn recovery_resolves_every_sending_message() {
             .unwrap();
         // Crash right after the claim, nothing written to the modem.
         let b = queued_and_claimed(&store, num(2), Category::Outage).await;
-        // Crash after the last +CMGS, before mark_sent.
+        // Every part has its TP-MR but the message is still `sending` (the state an earlier
+        // build, with a separate mark_sent, could leave after a crash).
         let c = queued_and_claimed(&store, num(3), Category::Reply).await;
         submit(&store, c, 1, 1, 51).await;
+        store
+            .call(move |conn| {
+                Ok(conn.execute("UPDATE messages SET state = 'sending' WHERE id = ?1", [c])?)
+            })
+            .await
+            .unwrap();
         // A broadcast mid-send, under a mark-failed rule.
         let d = queued_and_claimed(&store, num(5), Category::Broadcast).await;
         store

@@ -2,7 +2,7 @@
 //! migrations an older binary had), and a newer schema refused.
 
 use chrono::{TimeZone, Utc};
-use gridsms::message::Category;
+use gridsms::message::{Category, MessageState};
 use gridsms::phone::normalise;
 use gridsms::store::migrations::{CURRENT_VERSION, MIGRATIONS, apply_up_to, version};
 use gridsms::store::{NewMessage, Store, StoreError};
@@ -85,6 +85,9 @@ async fn upgrades_from_every_earlier_version_keep_data() {
             .await
             .unwrap();
         assert!(out.id() > 0);
+        // Counters added by a later migration include rows written before it.
+        let queued = store.counts().await.unwrap().by_state(MessageState::Queued);
+        assert_eq!(queued, if v >= 1 { 2 } else { 1 }, "from version {v}");
         store
             .record_segments_sent("8986001".into(), 1, now, chrono_tz::Asia::Shanghai)
             .await

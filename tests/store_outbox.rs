@@ -431,8 +431,39 @@ async fn list_pages_and_filters() {
         .unwrap();
     assert!(sending.messages.is_empty());
 
+    // Move a few through other states; the trigger-kept counts must match a real count.
+    let claimed = store
+        .claim_next(t0() + Duration::hours(1), take(4), None)
+        .await
+        .unwrap();
+    store
+        .mark_failed(claimed[0].message.id, "x".into(), false, t0())
+        .await
+        .unwrap();
+    store
+        .cancel(CancelTarget::Ids(vec![seen[0], seen[1]]), t0())
+        .await
+        .unwrap();
     let counts = store.counts().await.unwrap();
-    assert_eq!(counts.by_state(MessageState::Queued), 25);
+    let real: Vec<(String, String, i64)> = store
+        .call(|c| {
+            let mut st = c.prepare(
+                "SELECT state, category, count(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap();
+    let kept: Vec<(String, String, i64)> = counts
+        .cells
+        .iter()
+        .map(|c| (c.state.to_string(), c.category.to_string(), c.count as i64))
+        .collect();
+    assert_eq!(kept, real);
+    assert_eq!(counts.by_state(MessageState::Sending), 3);
+    assert_eq!(counts.by_state(MessageState::Failed), 1);
+    assert_eq!(counts.by_state(MessageState::Queued), 19);
     assert_eq!(counts.by_category(Category::Reminder), 5);
     assert_eq!(counts.by_category(Category::Bill), 20);
 }
@@ -533,4 +564,56 @@ async fn retry_requeues_for_later_and_failure_is_final() {
         store.mark_failed(id, "again".into(), true, later).await,
         Err(StoreError::WrongState { .. })
     ));
+}
+
+/// Requests that arrive together share one transaction; a failing one must roll back alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_request_in_a_shared_commit_rolls_back_alone() {
+    let store = Store::open_in_memory().await.unwrap();
+    store.enqueue(keyed(0, "taken"), t0()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=60u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                // A bulk whose last row conflicts: none of its rows may survive.
+                let mut clash = keyed(i, "taken");
+                clash.text = format!("different {i}");
+                let batch = vec![msg(1000 + i, Category::Bill), clash];
+                store.enqueue_bulk(batch, t0()).await.map(|_| ())
+            } else {
+                store
+                    .enqueue(msg(i, Category::Manual), t0())
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (40, 20));
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.by_category(Category::Manual), 40);
+    assert_eq!(
+        counts.by_category(Category::Bill),
+        1,
+        "only the first 'taken' bill"
+    );
+    let real: i64 = store
+        .call(|c| Ok(c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(real, 41);
+    let sync: i64 = store
+        .call(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(sync, 1, "back to NORMAL after durable commits");
 }

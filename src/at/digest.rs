@@ -185,10 +185,19 @@ impl Digester {
                 (item, lead + i + 1)
             }
             None if rest.len() > LINE_MAX => {
-                self.discarding = true;
+                // Drop the over-long line up to its end only: what follows it is kept.
                 self.stats.overlong_lines += 1;
-                self.stats.discarded_bytes += rest.len() as u64;
-                (Digested::Skipped(Skip::Overlong), lead + rest.len())
+                match rest.iter().position(|&b| is_eol(b)) {
+                    Some(end) => {
+                        self.stats.discarded_bytes += end as u64;
+                        (Digested::Skipped(Skip::Overlong), lead + end + 1)
+                    }
+                    None => {
+                        self.discarding = true;
+                        self.stats.discarded_bytes += rest.len() as u64;
+                        (Digested::Skipped(Skip::Overlong), lead + rest.len())
+                    }
+                }
             }
             None => (Digested::NeedMore, lead),
         }
@@ -632,6 +641,65 @@ mod tests {
         assert_eq!(d.digest(b"+CSQ: 1"), (Digested::NeedMore, 0));
         assert_eq!(d.digest(b"\r\n"), (Digested::NeedMore, 2));
         assert_eq!(d.digest(b"OK\r\nOK\r\n"), (Digested::Final(Ok(())), 3));
+    }
+
+    #[test]
+    fn line_after_an_overlong_one_in_the_same_chunk_is_kept() {
+        let mut input = vec![b'x'; 700];
+        input.extend_from_slice(b"\r\n+CSQ: 3,3\r\nOK\r\n");
+        let (out, ing) = run(Expect::command(&CSQ), &input);
+        assert_eq!(
+            out,
+            vec![
+                Digested::Skipped(Skip::Overlong),
+                Digested::Info("+CSQ: 3,3".into()),
+                Digested::Final(Ok(()))
+            ]
+        );
+        assert_eq!(ing.digester.stats.overlong_lines, 1);
+    }
+
+    proptest::proptest! {
+        /// However the bytes are split into reads, the same items come out, nothing panics
+        /// and the buffer stays within its bound.
+        #[test]
+        fn chunking_does_not_change_the_result(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("OK".to_string()),
+                    proptest::strategy::Just("+CSQ: 20,99".to_string()),
+                    proptest::strategy::Just("+CMTI: \"SM\",3".to_string()),
+                    proptest::strategy::Just(format!("+CMT: ,24\r\n{CMT_PDU}")),
+                    proptest::strategy::Just("+CMS ERROR: 42".to_string()),
+                    "[ -~]{0,40}",
+                    "[A-F0-9]{600,900}",
+                ],
+                0..30,
+            ),
+            cuts in proptest::collection::vec(1usize..300, 1..50),
+        ) {
+            let bytes: Vec<u8> = lines.iter().flat_map(|l| format!("\r\n{l}\r\n").into_bytes()).collect();
+            let (whole, _) = run(Expect::command(&CSQ), &bytes);
+            let mut ing = Ingress::new();
+            ing.digester.expect = Expect::command(&CSQ);
+            let mut out = Vec::new();
+            let mut rest = &bytes[..];
+            for c in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*c).min(rest.len());
+                ing.feed(&rest[..n], &mut out);
+                proptest::prop_assert!(ing.buffered() <= INGRESS_CAP);
+                rest = &rest[n..];
+            }
+            out.retain(|d| !matches!(d, Digested::Skipped(Skip::Blank)));
+            // Over-long lines are reported once per read they span: compare the rest.
+            let strip = |v: Vec<Digested>| -> Vec<Digested> {
+                v.into_iter().filter(|d| !matches!(d, Digested::Skipped(Skip::Overlong))).collect()
+            };
+            proptest::prop_assert_eq!(strip(whole), strip(out));
+        }
     }
 
     #[test]

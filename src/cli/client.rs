@@ -44,6 +44,20 @@ pub struct SendArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ModemsArgs {
+    #[command(subcommand)]
+    pub command: Option<ModemsCommand>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ModemsCommand {
+    /// Probe serial ports directly (no daemon needed) and print ready-to-paste config.
+    Detect(super::detect::DetectArgs),
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// One message's id; without it, the queue and the latest messages.
     pub id: Option<i64>,

@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
 //! is used only here, at the edge.
 
+mod backup;
 mod client;
 mod config;
 mod daemon;
+mod detect;
 mod modem;
 mod pdu;
 mod sim;
@@ -40,10 +42,12 @@ pub enum Command {
     Send(client::SendArgs),
     /// The queue and the latest messages, or one message by id.
     Status(client::StatusArgs),
-    /// The modems: state, signal, carrier, quota use.
-    Modems(client::ApiArgs),
+    /// The modems: state, signal, carrier, quota use (from the daemon), or `detect`.
+    Modems(client::ModemsArgs),
     /// Message counts by state and category.
     Queue(client::ApiArgs),
+    /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
+    Backup(backup::BackupArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -58,7 +62,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => daemon::run(args),
         Command::Send(args) => client::send(args),
         Command::Status(args) => client::status(args),
-        Command::Modems(args) => client::modems(args),
+        Command::Modems(args) => match args.command {
+            Some(client::ModemsCommand::Detect(detect)) => detect::run(detect),
+            None => client::modems(args.api),
+        },
         Command::Queue(args) => client::queue(args),
+        Command::Backup(args) => backup::run(args),
     }
 }

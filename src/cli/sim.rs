@@ -1,6 +1,12 @@
 //! `gridsms sim`: run one simulated modem on a pty with a symlink at `--link`, until SIGINT or
 //! SIGTERM. Prints one JSON line with its device when it is up, then one JSON line per SMS
-//! segment it accepts; logs (stderr) say what it received.
+//! segment it accepts; logs (stderr, `RUST_LOG` to change) show every command it receives.
+//!
+//! ```text
+//! gridsms sim --link /tmp/modem-1 --profile sim800 --fault cms:500:2 --inbox-file inbox.txt
+//! gammu -c rc identify        # rc: [gammu] device = /tmp/modem-1, connection = at
+//! minicom -D /tmp/modem-1     # AT, AT+CMGF=1, AT+CMGL="ALL", ...
+//! ```
 
 use anyhow::Context;
 use clap::Args;
@@ -11,7 +17,8 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Path of the symlink to create for the pty's device (replaced if it is a stale link).
+    /// Path of the symlink to create for the pty's device (a stale simulator link there is
+    /// replaced; anything else is left alone and the command fails).
     #[arg(long)]
     pub link: PathBuf,
     /// Modem to imitate: quectel-ec25, sim800 or huawei-e173.

@@ -430,7 +430,7 @@ fn pin(
                     if world_readable {
                         p.warn(
                             &at.key("pin_file"),
-                            format!("{} is readable by every user; chmod 600 it", path.display()),
+                            format!("{} is readable by every user; chmod 640 it (owner root, group gridsms)", path.display()),
                         );
                     }
                     Some(Pin::File {
@@ -706,7 +706,7 @@ fn api(raw: RawApi, base: &Path, at: &KeyPath, p: &mut Problems) -> ApiConfig {
                             p.warn(
                                 &at.key("secret_file"),
                                 format!(
-                                    "{} is readable by every user; chmod 600 it",
+                                    "{} is readable by every user; chmod 640 it (owner root, group gridsms)",
                                     path.display()
                                 ),
                             );

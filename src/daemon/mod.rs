@@ -12,6 +12,7 @@
 
 pub mod dispatcher;
 pub mod pool;
+pub mod retention;
 pub mod state;
 
 use crate::clock::{Clock, SystemClock};
@@ -98,6 +99,7 @@ pub struct Running {
     api: tokio::task::JoinHandle<()>,
     dispatch: tokio::task::JoinHandle<()>,
     keepalive: tokio::task::JoinHandle<()>,
+    pruning: tokio::task::JoinHandle<()>,
     notifier: Notifier,
 }
 
@@ -162,6 +164,7 @@ pub async fn start(
         shared.clone(),
         options.notifier.clone(),
     ));
+    let pruning = tokio::spawn(retention::run(shared.clone()));
     Ok(Running {
         shared,
         api_addr,
@@ -171,6 +174,7 @@ pub async fn start(
         api,
         dispatch,
         keepalive,
+        pruning,
         notifier: options.notifier,
     })
 }
@@ -190,6 +194,7 @@ impl Running {
         self.notifier.stopping();
         self.stop.cancel();
         self.keepalive.abort();
+        self.pruning.abort();
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
         }

@@ -21,6 +21,7 @@
 //! - a configured PIN is entered at most once per actor lifetime: a wrong PIN is never retried.
 
 mod actor;
+pub mod detect;
 mod handle;
 mod health;
 mod init;

@@ -39,6 +39,8 @@ struct Fake {
     fail_at: BTreeMap<usize, u16>,
     /// Appended to the next command's reply, in the same write.
     glue: Option<String>,
+    /// Phase 2+ message service: direct deliveries must be acknowledged with +CNMA.
+    csms_phase2: bool,
 }
 
 impl Fake {
@@ -76,7 +78,11 @@ impl Fake {
             "AT+CIMI" => ok("460001234567890"),
             "AT+QCCID" => ok("+QCCID: 89860012345678901234"),
             "AT+CSCA?" => ok("+CSCA: \"+8613800100500\",145"),
-            "AT+CSMS?" => ok("+CSMS: 0,1,1,1"),
+            "AT+CSMS?" => ok(if self.csms_phase2 {
+                "+CSMS: 1,1,1,1"
+            } else {
+                "+CSMS: 0,1,1,1"
+            }),
             "AT+CREG?" => ok("+CREG: 0,1"),
             "AT+CEREG?" => ok("+CEREG: 0,1"),
             "AT+COPS?" => ok("+COPS: 0,0,\"CHINA MOBILE\",7"),
@@ -623,4 +629,90 @@ async fn urc_glued_to_a_final_result_is_handled_at_once() {
         }
     ));
     handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn direct_delivery_is_acknowledged_when_the_service_needs_it() {
+    let (peer, handle, mut rx, _) = start(
+        Fake {
+            csms_phase2: true,
+            ..Fake::default()
+        },
+        config(),
+    )
+    .await;
+    peer.urc(&format!("\r\n+CMT: ,24\r\n{DELIVER_HEX}\r\n"));
+    next_event(&mut rx, |k| {
+        matches!(
+            k,
+            ModemEventKind::Inbound {
+                storage_index: None,
+                ..
+            }
+        )
+    })
+    .await;
+    handle.status().await.unwrap();
+    assert!(peer.with(|f| f.commands.contains(&"AT+CNMA".to_string())));
+    handle.shutdown().await;
+
+    let (peer, handle, mut rx, _) = start(Fake::default(), config()).await;
+    peer.urc(&format!("\r\n+CMT: ,24\r\n{DELIVER_HEX}\r\n"));
+    next_event(&mut rx, |k| {
+        matches!(
+            k,
+            ModemEventKind::Inbound {
+                storage_index: None,
+                ..
+            }
+        )
+    })
+    .await;
+    handle.status().await.unwrap();
+    assert!(peer.with(|f| !f.commands.contains(&"AT+CNMA".to_string())));
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_needing_recovery_reinitialises_the_modem() {
+    let (peer, handle, mut rx, _) = start(Fake::default(), config()).await;
+    let inits = |p: &Peer| {
+        p.with(|f| {
+            f.commands
+                .iter()
+                .filter(|c| c.as_str() == "AT+CMGF=0")
+                .count()
+        })
+    };
+    assert_eq!(inits(&peer), 1);
+    peer.with(|f| f.cms_on_send.push_back(302));
+    let err = handle.send(vec![seg(1)]).await.unwrap_err();
+    assert_eq!(err.class, RetryClass::ModemNeedsRecovery);
+    next_event(&mut rx, |k| matches!(k, ModemEventKind::Ready(_))).await;
+    assert_eq!(inits(&peer), 2, "PDU mode set again by the re-init");
+    assert_eq!(handle.send(vec![seg(1)]).await.unwrap().len(), 1);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cfun_reset_is_the_last_rung_and_only_when_allowed() {
+    for allowed in [false, true] {
+        let mut cfg = config();
+        cfg.allow_cfun_reset = allowed;
+        let (peer, handle, mut rx, _) = start(Fake::default(), cfg).await;
+        peer.with(|f| f.silent = true);
+        let err = handle.send(vec![seg(1)]).await.unwrap_err();
+        assert_eq!(err.failure, SendFailure::PromptTimeout);
+        next_event(&mut rx, |k| matches!(k, ModemEventKind::Down { .. })).await;
+        let resets = peer.with(|f| {
+            f.commands
+                .iter()
+                .filter(|c| c.as_str() == "AT+CFUN=1,1")
+                .count()
+        });
+        assert_eq!(resets, usize::from(allowed), "allowed={allowed}");
+        // Resync and re-init were tried first.
+        assert!(peer.with(|f| f.commands.iter().filter(|c| c.as_str() == "AT").count()) >= 3);
+        handle.shutdown().await;
+    }
 }

@@ -1,6 +1,10 @@
 //! SMS PDU codec (3GPP TS 23.040 / 23.038). Pure: bytes and strings in, values out; no I/O,
 //! no panics, no allocation sized by a length field beyond the input actually present.
 //!
+//! Data flow: the dispatcher hands text to [`encode_submit`], the modem actor writes each
+//! segment after `AT+CMGS=<tpdu_len>`; what the modem prints back (+CMT, +CMGR, +CMGL, +CDS)
+//! goes through [`decode_hex`], and multipart messages through [`concat::Reassembler`].
+//!
 //! API CONTRACT (other modules code against these names; keep them):
 //! - [`encode_submit`] → segments ready for `AT+CMGS=<tpdu_len>`.
 //! - [`preview`] → encoding, segment count, units left in the last segment.
@@ -8,6 +12,21 @@
 //!   print it in +CMGR / +CMGL / +CMT / +CDS (leading SMSC field included).
 //! - [`encode_deliver`] / [`encode_status_report`] → what a network would hand a modem; used by
 //!   the simulated modem and by tests.
+//! - [`concat::Reassembler`] → bounded, TTL'd reassembly of inbound multipart messages.
+//!
+//! Invariants:
+//! - GSM 7-bit (default alphabet + extension table) when every character fits, else UCS2.
+//!   Segments hold 160 septets / 70 units alone, 153 / 67 behind an 8-bit concatenation
+//!   header (152 / 66 behind a 16-bit one), at most 255; a cut never falls inside an escape
+//!   sequence or a surrogate pair.
+//! - Every decode error names the field and the octet offset (SMSC field included) where the
+//!   input went wrong; a length field is checked against the octets present before use.
+//! - Encoding then decoding gives back the text, numbers and flags (property-tested), and the
+//!   encoder reproduces published vectors byte for byte.
+//!
+//! Layout: `address` (SMSC and TP addresses), `gsm7` (alphabet, packing), `udh`, `userdata`
+//! (DCS, segmentation, UDL/UD), `timestamp` (SCTS), one file per PDU type, `reader` (bounds-
+//! checked cursor, hex).
 
 mod address;
 pub mod concat;

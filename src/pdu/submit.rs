@@ -51,11 +51,6 @@ pub(crate) fn encode(
     if text.is_empty() {
         return Err(EncodeError::EmptyText);
     }
-    // Validate numbers and the validity period before any work.
-    address::parse_number(to)?;
-    if let Some(s) = o.smsc.as_deref() {
-        address::parse_number(s)?;
-    }
     let vp = o.validity_minutes.map(vp_from_minutes).transpose()?;
     let plan = userdata::plan(text, udh::concat_udh_len(false), true)?;
     let total = plan.ranges.len();
@@ -69,19 +64,22 @@ pub(crate) fn encode(
     if total > 1 {
         fo |= UDHI;
     }
+    // Everything before TP-UDL is the same in every segment: build it once.
+    let mut head = Vec::with_capacity(12 + 16);
+    address::write_smsc(&mut head, o.smsc.as_deref())?;
+    let smsc_len = head.len();
+    head.push(fo);
+    head.push(o.message_ref);
+    address::write_tp_number(&mut head, to)?;
+    head.push(0x00); // TP-PID: plain SME-to-SME
+    head.push(dcs_for(plan.encoding));
+    if let Some(vp) = vp {
+        head.push(vp);
+    }
     let mut out = Vec::with_capacity(total);
     for (i, range) in plan.ranges.iter().enumerate() {
-        let mut pdu = Vec::with_capacity(12 + 14 + 140);
-        address::write_smsc(&mut pdu, o.smsc.as_deref())?;
-        let tpdu_start = pdu.len();
-        pdu.push(fo);
-        pdu.push(o.message_ref);
-        address::write_tp_number(&mut pdu, to)?;
-        pdu.push(0x00); // TP-PID: plain SME-to-SME
-        pdu.push(dcs_for(plan.encoding));
-        if let Some(vp) = vp {
-            pdu.push(vp);
-        }
+        let mut pdu = Vec::with_capacity(head.len() + 141);
+        pdu.extend_from_slice(&head);
         let header = (total > 1).then(|| {
             (
                 Concat {
@@ -93,7 +91,7 @@ pub(crate) fn encode(
             )
         });
         userdata::write(&mut pdu, plan.encoding, &text[range.clone()], header);
-        let tpdu_len = pdu.len() - tpdu_start;
+        let tpdu_len = pdu.len() - smsc_len;
         out.push(EncodedSegment { pdu, tpdu_len });
     }
     Ok(out)

@@ -86,41 +86,45 @@ pub(crate) struct Plan {
 
 /// Cuts `text` into segments. `concat_udh` is the UDH length a concatenated segment carries.
 pub(crate) fn plan(text: &str, concat_udh: usize, want_ranges: bool) -> Result<Plan, EncodeError> {
-    let (encoding, units) = match gsm7::septet_count(text) {
-        Some(n) => (Encoding::Gsm7, n),
-        None => (Encoding::Ucs2, text.encode_utf16().count()),
+    let encoding = if gsm7::septet_count(text).is_some() {
+        Encoding::Gsm7
+    } else {
+        Encoding::Ucs2
+    };
+    let cost = |c: char| match encoding {
+        Encoding::Gsm7 => gsm7::lookup(c).map_or(1, gsm7::Gsm::cost),
+        _ => c.len_utf16(),
     };
     let single = capacity(encoding, 0);
-    if units <= single {
-        return Ok(Plan {
-            encoding,
-            units,
-            ranges: if want_ranges {
-                std::iter::once(0..text.len()).collect()
-            } else {
-                Vec::new()
-            },
-            segments: 1,
-            units_left: single - units,
-        });
-    }
     let cap = capacity(encoding, concat_udh);
+    // One pass: total units, and the cut points as if the text needed several segments.
     let mut ranges = Vec::new();
-    let (mut start, mut used, mut segments) = (0, 0, 1);
+    let (mut start, mut used, mut segments, mut units) = (0, 0, 1, 0);
     for (i, c) in text.char_indices() {
-        let cost = match encoding {
-            Encoding::Gsm7 => gsm7::lookup(c).map_or(1, gsm7::Gsm::cost),
-            _ => c.len_utf16(),
-        };
-        if used + cost > cap {
-            if want_ranges && segments <= MAX_SEGMENTS {
+        let n = cost(c);
+        units += n;
+        if used + n > cap {
+            if want_ranges && segments < MAX_SEGMENTS {
                 ranges.push(start..i);
             }
             start = i;
             used = 0;
             segments += 1;
         }
-        used += cost;
+        used += n;
+    }
+    if units <= single {
+        ranges.clear();
+        if want_ranges {
+            ranges.push(0..text.len());
+        }
+        return Ok(Plan {
+            encoding,
+            units,
+            ranges,
+            segments: 1,
+            units_left: single - units,
+        });
     }
     if segments > MAX_SEGMENTS {
         return Err(EncodeError::TooLong { segments });
@@ -167,11 +171,11 @@ pub(crate) fn write(
             out[udl_at] = septets as u8;
         }
         _ => {
-            let mut buf = [0u16; 2];
-            for c in text.chars() {
-                for u in c.encode_utf16(&mut buf) {
-                    out.extend_from_slice(&u.to_be_bytes());
-                }
+            out.reserve(text.len());
+            for u in text.encode_utf16() {
+                let [hi, lo] = u.to_be_bytes();
+                out.push(hi);
+                out.push(lo);
             }
             out[udl_at] = (out.len() - ud_start) as u8;
         }

@@ -22,6 +22,8 @@ use tokio::time::Instant;
 const LINE_CAP: usize = 556;
 /// Longest PDU entry in hex characters (SMSC 12 octets + 176-octet TPDU, with slack).
 const PDU_HEX_CAP: usize = 2 * (12 + 176) + 8;
+/// Longest text-mode entry (160 characters as UCS2 hex, with slack).
+const TEXT_CAP: usize = 700;
 /// Input held while a send is in progress.
 const HELD_CAP: usize = 4096;
 /// URCs held while the driver types a PDU.
@@ -53,6 +55,11 @@ enum Input {
         purpose: Purpose,
         hex: Vec<u8>,
         bad: bool,
+    },
+    /// After `AT+CMGS="<da>"` in text mode: text until Ctrl-Z or ESC.
+    Text {
+        to: String,
+        buf: Vec<u8>,
     },
     /// Waiting for the network's answer to a send; input is held.
     Busy,
@@ -113,6 +120,8 @@ pub(crate) struct AtServer {
     cmgf: u8,
     cscs: &'static str,
     csms: u8,
+    /// First octet of text-mode submissions (AT+CSMP); 0x20 asks for a status report.
+    csmp_fo: u8,
     cnmi: [u8; 5],
     creg_n: u8,
     cgreg_n: u8,
@@ -141,6 +150,20 @@ pub(crate) struct AtServer {
 fn wall_now() -> DateTime<FixedOffset> {
     let china = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
     Utc::now().with_timezone(&china)
+}
+
+/// Text-mode names of the 27.005 message states, by their PDU-mode number.
+const TEXT_STATS: [&str; 5] = ["REC UNREAD", "REC READ", "STO UNSENT", "STO SENT", "ALL"];
+
+/// A TP-SCTS as text mode prints it: "yy/MM/dd,hh:mm:ss±zz" (zz in quarter hours).
+fn scts(t: &DateTime<FixedOffset>) -> String {
+    let quarters = t.offset().local_minus_utc() / 900;
+    let sign = if quarters < 0 { '-' } else { '+' };
+    format!(
+        "{}{sign}{:02}",
+        t.format("%y/%m/%d,%H:%M:%S"),
+        quarters.abs()
+    )
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -353,6 +376,7 @@ impl AtServer {
             cmgf: 0,
             cscs: spec.default_cscs,
             csms: 0,
+            csmp_fo: 17,
             cnmi: spec.default_cnmi,
             creg_n: 0,
             cgreg_n: 0,
@@ -445,6 +469,7 @@ impl AtServer {
         self.cmgf = 0;
         self.cscs = self.spec.default_cscs;
         self.csms = 0;
+        self.csmp_fo = 17;
         self.cnmi = self.spec.default_cnmi;
         self.creg_n = 0;
         self.cgreg_n = 0;
@@ -578,6 +603,38 @@ impl AtServer {
                     self.out.push(b);
                 }
             }
+            Input::Text { buf, .. } => {
+                match b {
+                    0x1A => return self.finish_text(now),
+                    0x1B => {
+                        tracing::info!("text entry cancelled with ESC");
+                        self.input = Input::Command;
+                        self.final_ok();
+                        self.flush_deferred();
+                        return;
+                    }
+                    // A CR ends a line of the message; the modem prompts for the next one.
+                    b'\r' => {
+                        if buf.len() < TEXT_CAP {
+                            buf.push(b'\n');
+                        }
+                        if self.echo_on() {
+                            self.out.push(b);
+                        }
+                        self.push_out(b"\n> ");
+                        return;
+                    }
+                    b'\n' => {}
+                    0x08 | 0x7F => {
+                        buf.pop();
+                    }
+                    c if buf.len() < TEXT_CAP => buf.push(c),
+                    _ => {}
+                }
+                if self.echo_on() {
+                    self.out.push(b);
+                }
+            }
             Input::Command => {
                 if self.echo_on() {
                     self.out.push(b);
@@ -587,6 +644,9 @@ impl AtServer {
                         let line = std::mem::take(&mut self.line);
                         let overflow = std::mem::replace(&mut self.line_overflow, false);
                         self.command_line(now, &line, overflow);
+                        if matches!(self.input, Input::Command) {
+                            self.flush_deferred();
+                        }
                     }
                     b'\n' => {}
                     0x08 | 0x7F => {
@@ -692,12 +752,14 @@ impl AtServer {
         self.silent_until.is_some_and(|u| u > now)
     }
 
-    /// An unsolicited result code; held while the driver types a PDU.
+    /// An unsolicited result code; held while the driver types a PDU or a command line (the
+    /// echo of a line is never cut by a URC, as on the modules' UARTs).
     fn urc(&mut self, now: Instant, text: String) {
         if !self.powered || self.is_silent(now) {
             return;
         }
-        if matches!(self.input, Input::Pdu { .. }) {
+        let typing = matches!(self.input, Input::Command) && !self.line.is_empty();
+        if typing || matches!(self.input, Input::Pdu { .. } | Input::Text { .. }) {
             if self.deferred.len() < DEFERRED_CAP {
                 self.deferred.push(text);
             }
@@ -719,7 +781,9 @@ impl AtServer {
         match timer {
             Timer::Boot(i) => self.boot_step(now, i),
             Timer::Prompt => {
-                if matches!(self.input, Input::Pdu { .. }) && !self.is_silent(now) {
+                if matches!(self.input, Input::Pdu { .. } | Input::Text { .. })
+                    && !self.is_silent(now)
+                {
                     self.push_out(b"\r\n> ");
                 }
             }
@@ -887,7 +951,7 @@ impl AtServer {
         });
         match pdu::encode_deliver(from, text, &options) {
             Ok(pdus) => {
-                tracing::info!(from, segments = pdus.len(), "inbound SMS injected");
+                tracing::debug!(from, segments = pdus.len(), "inbound SMS injected");
                 for p in pdus {
                     self.inbound(now, p);
                 }
@@ -915,8 +979,12 @@ impl AtServer {
             pdu,
         };
         if mt == 2 && mode != 0 {
-            let len = msg.tpdu_len();
-            self.urc(now, format!("+CMT: ,{len}\r\n{}", hex_upper(&msg.pdu)));
+            let urc = if self.cmgf == 0 {
+                format!("+CMT: ,{}\r\n{}", msg.tpdu_len(), hex_upper(&msg.pdu))
+            } else {
+                self.text_view(&msg, "+CMT: ", false).join("\r\n")
+            };
+            self.urc(now, urc);
             if self.csms == 1 {
                 self.cnma_expected = true;
             }
@@ -982,11 +1050,15 @@ impl AtServer {
             stat: REC_UNREAD,
             pdu,
         };
-        tracing::info!(mr, recipient, status, "status report");
+        tracing::debug!(mr, recipient, status, "status report");
         match self.cnmi[3] {
             1 if self.cnmi[0] != 0 => {
-                let len = msg.tpdu_len();
-                self.urc(now, format!("+CDS: {len}\r\n{}", hex_upper(&msg.pdu)));
+                let urc = if self.cmgf == 0 {
+                    format!("+CDS: {}\r\n{}", msg.tpdu_len(), hex_upper(&msg.pdu))
+                } else {
+                    self.text_view(&msg, "+CDS: ", false).join("\r\n")
+                };
+                self.urc(now, urc);
                 if self.csms == 1 {
                     self.cnma_expected = true;
                 }
@@ -1053,12 +1125,52 @@ impl AtServer {
             }
             return self.flush_deferred();
         }
+        self.accept_submit(now, bytes, submit);
+    }
+
+    /// Text mode: the typed text (per AT+CSCS) becomes one SMS-SUBMIT, as the modem builds it.
+    fn finish_text(&mut self, now: Instant) {
+        let Input::Text { to, buf } = std::mem::replace(&mut self.input, Input::Command) else {
+            return;
+        };
+        let raw = String::from_utf8_lossy(&buf).into_owned();
+        let text = if self.cscs == "UCS2" {
+            from_ucs2_hex(raw.trim())
+        } else {
+            Some(raw)
+        };
+        let options = pdu::SubmitOptions {
+            status_report: self.csmp_fo & 0x20 != 0,
+            ..pdu::SubmitOptions::default()
+        };
+        let encoded = text
+            .and_then(|t| pdu::encode_submit(&to, &t, &options).ok())
+            .filter(|segments| segments.len() == 1)
+            .and_then(|mut segments| segments.pop());
+        let decoded = encoded.and_then(|seg| match pdu::decode(&seg.pdu) {
+            Ok(Pdu::Submit(submit)) => Some((seg.pdu, submit)),
+            _ => None,
+        });
+        match decoded {
+            Some((bytes, submit)) => self.accept_submit(now, bytes, submit),
+            None => {
+                tracing::debug!(
+                    to,
+                    "text-mode message rejected (bad text, or longer than one SMS)"
+                );
+                self.final_fail(Fail::Cms(305));
+                self.flush_deferred();
+            }
+        }
+    }
+
+    fn accept_submit(&mut self, now: Instant, bytes: Vec<u8>, submit: pdu::Submit) {
         let to = submit.recipient.to_display();
         let text = match &submit.body {
             Body::Text(t) => t.clone(),
             Body::Binary(b) => hex_upper(b),
         };
-        tracing::info!(to = %to, text = %text, concat = ?submit.concat, srr = submit.status_report_requested, "SMS submitted");
+        tracing::debug!(to = %to, text = %text, concat = ?submit.concat, srr = submit.status_report_requested, "SMS submitted");
         let result = if self.reg_stat(now) != 1 {
             Err(331)
         } else if let Some((code, count)) = self.cms_faults.front_mut() {
@@ -1324,8 +1436,14 @@ impl AtServer {
                 _ => Err(Fail::Cme(4)),
             },
             ("+CSCA", _) => self.csca(&cmd.kind),
-            ("+CSMP", Kind::Read) => Ok(vec!["+CSMP: 17,167,0,0".into()]),
-            ("+CSMP", Kind::Set(_)) | ("+CSDH", Kind::Set(_)) => Ok(vec![]),
+            ("+CSMP", Kind::Read) => Ok(vec![format!("+CSMP: {},167,0,0", self.csmp_fo)]),
+            ("+CSMP", Kind::Set(a)) => {
+                if let Some(fo) = num::<u8>(args(a).first()) {
+                    self.csmp_fo = fo;
+                }
+                Ok(vec![])
+            }
+            ("+CSDH", Kind::Set(_)) => Ok(vec![]),
             ("+CSDH", Kind::Read) => Ok(vec!["+CSDH: 0".into()]),
             ("+CPMS", _) => self.cpms(&cmd.kind),
             ("+CNMI", _) => self.cnmi(&cmd.kind),
@@ -1650,11 +1768,30 @@ impl AtServer {
 
     fn start_pdu(&mut self, now: Instant, a: &str, send: bool) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            // Text mode is not simulated; PDU mode is what the gateway and gammu use.
-            return Err(Fail::Cms(303));
-        }
         let a = args(a);
+        if self.cmgf != 0 {
+            if !send {
+                // Writing to storage in text mode is not simulated.
+                return Err(Fail::Cms(303));
+            }
+            let raw = a.first().cloned().unwrap_or_default();
+            let to = if self.cscs == "UCS2" {
+                from_ucs2_hex(&raw).ok_or(Fail::Cms(305))?
+            } else {
+                raw
+            };
+            let digits = to.trim_start_matches('+');
+            if digits.is_empty() || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                return Err(Fail::Cms(305));
+            }
+            self.input = Input::Text {
+                to,
+                buf: Vec::new(),
+            };
+            self.prompt(now, true);
+            return Ok(vec![]);
+        }
         let len: usize = num(a.first()).ok_or(Fail::Cms(304))?;
         if !(1..=176).contains(&len) {
             return Err(Fail::Cms(304));
@@ -1674,18 +1811,28 @@ impl AtServer {
             hex: Vec::new(),
             bad: false,
         };
-        match self.slow_prompt.take() {
+        self.prompt(now, send);
+        Ok(vec![])
+    }
+
+    /// Print the `> ` prompt after the profile's usual delay, or the slow-prompt fault's (which
+    /// applies to the next send only).
+    fn prompt(&mut self, now: Instant, send: bool) {
+        let delay = match self.slow_prompt.take() {
             Some(delay) if send => {
                 tracing::info!(?delay, "slow prompt");
-                self.timers.push((now + delay, Timer::Prompt));
+                delay
             }
-            Some(delay) => {
-                self.slow_prompt = Some(delay);
-                self.push_out(b"\r\n> ");
+            other => {
+                self.slow_prompt = other;
+                self.spec.prompt_delay
             }
-            None => self.push_out(b"\r\n> "),
+        };
+        if delay.is_zero() {
+            self.push_out(b"\r\n> ");
+        } else {
+            self.timers.push((now + delay, Timer::Prompt));
         }
-        Ok(vec![])
     }
 
     fn listing(&self, index: usize, m: &Stored, list: bool) -> Vec<String> {
@@ -1697,11 +1844,70 @@ impl AtServer {
         vec![head, hex_upper(&m.pdu)]
     }
 
+    /// A number as text mode prints it: UCS2 hex when that is the character set.
+    fn text_number(&self, number: &str) -> String {
+        if self.cscs == "UCS2" {
+            ucs2_hex(number)
+        } else {
+            number.to_string()
+        }
+    }
+
+    /// A stored message in text mode (AT+CMGF=1): header fields after `prefix`, then the text
+    /// (UCS2 hex for UCS2 messages or character set, as modems print it). `with_stat` adds
+    /// the "REC UNREAD"-style state (listings and reads; not +CMT / +CDS).
+    fn text_view(&self, m: &Stored, prefix: &str, with_stat: bool) -> Vec<String> {
+        let stat = if with_stat {
+            format!(
+                "\"{}\",",
+                TEXT_STATS
+                    .get(m.stat as usize)
+                    .copied()
+                    .unwrap_or("REC READ")
+            )
+        } else {
+            String::new()
+        };
+        let toa = |n: &str| if n.starts_with('+') { 145 } else { 129 };
+        let body = |body: &Body, encoding: pdu::Encoding| match body {
+            Body::Text(t) if self.cscs == "UCS2" || encoding == pdu::Encoding::Ucs2 => ucs2_hex(t),
+            Body::Text(t) => t.clone(),
+            Body::Binary(b) => hex_upper(b),
+        };
+        match pdu::decode(&m.pdu) {
+            Ok(Pdu::Deliver(d)) => vec![
+                format!(
+                    "{prefix}{stat}\"{}\",,\"{}\"",
+                    self.text_number(&d.sender.to_display()),
+                    scts(&d.timestamp)
+                ),
+                body(&d.body, d.encoding),
+            ],
+            Ok(Pdu::StatusReport(r)) => {
+                let ra = r.recipient.to_display();
+                vec![format!(
+                    "{prefix}{stat}6,{},\"{}\",{},\"{}\",\"{}\",{}",
+                    r.message_ref,
+                    self.text_number(&ra),
+                    toa(&ra),
+                    scts(&r.sc_timestamp),
+                    scts(&r.discharge_time),
+                    r.status
+                )]
+            }
+            Ok(Pdu::Submit(sub)) => vec![
+                format!(
+                    "{prefix}{stat}\"{}\",",
+                    self.text_number(&sub.recipient.to_display())
+                ),
+                body(&sub.body, sub.encoding),
+            ],
+            Err(_) => vec![format!("{prefix}{stat}\"\",")],
+        }
+    }
+
     fn cmgr(&mut self, a: &str) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            return Err(Fail::Cms(303));
-        }
         let index: usize = num(args(a).first()).ok_or(Fail::Cms(321))?;
         let m = self.mem[0];
         match self.memories[m].get_mut(index) {
@@ -1712,19 +1918,31 @@ impl AtServer {
                 if msg.stat == REC_UNREAD {
                     msg.stat = REC_READ;
                 }
-                Ok(self.listing(index, &shown, false))
+                Ok(if self.cmgf == 0 {
+                    self.listing(index, &shown, false)
+                } else {
+                    self.text_view(&shown, "+CMGR: ", true)
+                })
             }
         }
     }
 
     fn cmgl(&mut self, a: &str) -> Reply {
         self.sms_check()?;
-        if self.cmgf != 0 {
-            return Err(Fail::Cms(303));
-        }
-        let stat: u8 = match num(args(a).first()) {
-            Some(s @ 0..=4) => s,
-            _ => return Err(Fail::Cms(304)),
+        let wanted = args(a).into_iter().next().unwrap_or_default();
+        let stat: u8 = if self.cmgf == 0 {
+            match wanted.parse() {
+                Ok(s @ 0..=4) => s,
+                _ => return Err(Fail::Cms(304)),
+            }
+        } else {
+            match TEXT_STATS
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case(&wanted))
+            {
+                Some(s) => s as u8,
+                None => return Err(Fail::Cms(305)),
+            }
         };
         let m = self.mem[0];
         let mut found = Vec::new();
@@ -1736,7 +1954,13 @@ impl AtServer {
         }
         Ok(found
             .iter()
-            .flat_map(|(i, msg)| self.listing(*i, msg, true))
+            .flat_map(|(i, msg)| {
+                if self.cmgf == 0 {
+                    self.listing(*i, msg, true)
+                } else {
+                    self.text_view(msg, &format!("+CMGL: {i},"), true)
+                }
+            })
             .collect())
     }
 
@@ -1867,11 +2091,10 @@ mod timing_tests {
         assert_eq!(s.take_output(), b"\r\n> ");
         s.feed(t, b"\x1b");
         s.take_output();
-        assert_eq!(
-            say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)),
-            "\r\n> ",
-            "only once"
-        );
+        // Only once: the next prompt comes after the profile's usual 20 ms.
+        assert_eq!(say(&mut s, t, &format!("AT+CMGS={}", seg.tpdu_len)), "");
+        s.tick(t + Duration::from_millis(20));
+        assert_eq!(s.take_output(), b"\r\n> ");
     }
 
     #[test]
@@ -1999,5 +2222,42 @@ mod timing_tests {
         s.tick(back + Duration::from_secs(6));
         let out = String::from_utf8_lossy(&s.take_output()).into_owned();
         assert!(out.contains("\r\n+CDS: "), "{out:?}");
+    }
+
+    #[test]
+    fn urcs_never_cut_the_echo_of_a_command_line() {
+        let (mut s, t) = server(Profile::QuectelEc25);
+        s.feed(t, b"AT+CS");
+        s.inject_sms(t, "10086", "hi", None);
+        s.feed(t, b"Q\r");
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "AT+CSQ\r\r\n+CSQ: 23,99\r\n\r\nOK\r\n\r\n+CMTI: \"SM\",0\r\n"
+        );
+    }
+
+    #[test]
+    fn a_full_memory_holds_the_next_sms_until_one_is_deleted() {
+        let (mut s, t) = server(Profile::HuaweiE173);
+        say(&mut s, t, "ATE0");
+        say(&mut s, t, "AT^CURC=0");
+        say(&mut s, t, "AT+CNMI=2,1,0,0,0");
+        for i in 0..21 {
+            s.inject_sms(t, "10086", &format!("msg {i}"), None);
+        }
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert_eq!(out.matches("+CMTI: \"SM\",").count(), 20, "{out:?}");
+        assert!(out.contains("^SMMEMFULL: \"SM\""), "{out:?}");
+        assert!(say(&mut s, t, "AT+CPMS?").contains("+CPMS: \"SM\",20,20"));
+        assert!(say(&mut s, t, "AT+CMGD=7").contains("\r\n+CMTI: \"SM\",7\r\n"));
+        // Receiving into ME instead once the driver says so.
+        let r = say(&mut s, t, "AT+CPMS=\"SM\",\"SM\",\"ME\"");
+        assert!(r.contains("+CPMS: 20,20,20,20,0,100"), "{r:?}");
+        s.inject_sms(t, "10086", "to ME", None);
+        assert_eq!(
+            String::from_utf8_lossy(&s.take_output()),
+            "\r\n+CMTI: \"ME\",0\r\n"
+        );
+        assert!(say(&mut s, t, "AT+CPMS=\"XX\"").contains("+CMS ERROR: 302"));
     }
 }

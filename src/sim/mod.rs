@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`spawn`] opens a pty pair and starts one tokio task that owns the master side.
 //! Bytes the driver writes to the slave arrive at the task, which feeds them to the pure
-//! [`at_server`] state machine (echo, AT parser, SMS storage, PDU entry, faults); whatever the
+//! `at_server` state machine (echo, AT parser, SMS storage, PDU entry, faults); whatever the
 //! machine wants printed is written back to the master. The [`SimHandle`] talks to the task
 //! over a bounded channel (inject SMS, inject faults, shut down) and reads what was sent from a
 //! small shared record.

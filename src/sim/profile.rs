@@ -15,10 +15,11 @@ pub enum Profile {
     /// `+CEREG`, rejects unsupported CNMI values with `+CMS ERROR: 303`.
     QuectelEc25,
     /// SIMCom SIM800 GSM module: "Call Ready" / "SMS Ready", `AT+CCID` answering a bare line,
-    /// 1-based indices, no `+CEREG`, no `+CDSI` (CNMI ds=2 rejected).
+    /// 1-based indices, no `+CEREG`, no `+CDSI` (CNMI ds=2 rejected), prompt after ~20 ms.
     Sim800,
     /// Huawei E173 3G stick: keeps echoing after `ATE0`, ^RSSI / ^MODE / ^BOOT noise,
-    /// `AT^ICCID?`, no `+CEREG`, rejects CNMI ds=1 with a plain `ERROR`.
+    /// `AT^ICCID?`, `AT^PORTSEL`, `AT^CURC`, no `+CEREG`, rejects CNMI ds=1 with a plain
+    /// `ERROR`, slow prompt (~120 ms).
     HuaweiE173,
 }
 
@@ -102,6 +103,8 @@ pub(crate) struct ProfileSpec {
     /// Echo stays on whatever ATE says (Huawei sticks in the field do this).
     pub sticky_echo: bool,
     pub default_cmee: u8,
+    /// Time from `AT+CMGS=…` to the `> ` prompt.
+    pub prompt_delay: Duration,
     pub default_cscs: &'static str,
     /// Default `+CNMI` after power-on: mode, mt, bm, ds, bfr.
     pub default_cnmi: [u8; 5],
@@ -140,6 +143,7 @@ static QUECTEL_EC25: ProfileSpec = ProfileSpec {
     ati: &["Quectel", "EC25", "Revision: EC25EFAR06A08M4G"],
     sticky_echo: false,
     default_cmee: 1,
+    prompt_delay: ms(0),
     default_cscs: "GSM",
     default_cnmi: [2, 1, 0, 0, 0],
     cnmi_allowed: [0b0111, 0b1111, 0b0101, 0b0111, 0b0011],
@@ -195,6 +199,7 @@ static SIM800: ProfileSpec = ProfileSpec {
     ati: &["SIM800 R14.18"],
     sticky_echo: false,
     default_cmee: 0,
+    prompt_delay: ms(20),
     default_cscs: "IRA",
     default_cnmi: [1, 1, 0, 0, 0],
     cnmi_allowed: [0b1111, 0b1111, 0b0101, 0b0011, 0b0011],
@@ -251,6 +256,7 @@ static HUAWEI_E173: ProfileSpec = ProfileSpec {
     ],
     sticky_echo: true,
     default_cmee: 0,
+    prompt_delay: ms(120),
     default_cscs: "IRA",
     default_cnmi: [0, 0, 0, 0, 0],
     cnmi_allowed: [0b0111, 0b1111, 0b0101, 0b0101, 0b0011],

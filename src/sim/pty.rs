@@ -79,8 +79,20 @@ impl Port {
     }
 }
 
-/// Point `link` at `target`, atomically replacing whatever is there.
+/// Point `link` at `target`, atomically. Only a symlink left by a simulator (into /dev/pts)
+/// or a dangling one is replaced: never a file or a live device link someone put there.
 fn make_link(target: &Path, link: &Path) -> std::io::Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(link) {
+        let replaceable = meta.file_type().is_symlink()
+            && std::fs::read_link(link)
+                .is_ok_and(|t| t.starts_with("/dev/pts") || std::fs::metadata(link).is_err());
+        if !replaceable {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a stale simulator link; not replacing it",
+            ));
+        }
+    }
     let mut tmp = link.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);

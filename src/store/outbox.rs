@@ -16,7 +16,7 @@ use super::{StoreError, from_ms, from_ms_opt, to_ms};
 use crate::message::{Category, MessageState};
 use crate::phone::E164;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, Savepoint, params};
 
 /// Row id of a message; also its public id in the API.
 pub type MessageId = i64;
@@ -330,33 +330,25 @@ impl QueueCounts {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Run `f` in an IMMEDIATE transaction committed with `synchronous=FULL`, so the commit is on
-/// stable storage when this returns (acceptance promises survive power loss).
-fn durable<R>(
+/// Run `f` atomically inside a savepoint. On the store thread that savepoint is nested in the
+/// thread's group transaction (see the module docs of `store`), so an error undoes only `f`'s
+/// work; on a bare connection it is a transaction of its own.
+fn atomic<R>(
     conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.execute_batch("PRAGMA synchronous = FULL")?;
-    let result: Result<R, StoreError> = (|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let r = f(&tx)?;
-        tx.commit()?;
-        Ok(r)
-    })();
-    let reset = conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}",
-        super::migrations::BASE_SYNCHRONOUS
-    ));
-    let r = result?;
-    reset?;
+    let sp = conn.savepoint()?;
+    let r = f(&sp)?;
+    sp.commit()?;
     Ok(r)
 }
 
-pub(crate) fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+/// Open a savepoint for a multi-statement change (see [`atomic`]).
+pub(crate) fn immediate(conn: &mut Connection) -> Result<Savepoint<'_>, StoreError> {
+    Ok(conn.savepoint()?)
 }
 
-/// Validate every message, then insert them all in one durable transaction. All or nothing:
+/// Validate every message, then insert them all in one transaction. All or nothing:
 /// an invalid message or an idempotency conflict anywhere commits none (the caller learns the
 /// index of the culprit), so a bulk job can be retried as a whole.
 pub fn enqueue_bulk(
@@ -371,7 +363,7 @@ pub fn enqueue_bulk(
         return Ok(Vec::new());
     }
     let now_ms = to_ms(now);
-    durable(conn, |tx| {
+    atomic(conn, |tx| {
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (recipient, text, category, priority, not_before, expires_at,
                  idempotency_key, content_hash, state, origin, batch_id, created_at, updated_at,
@@ -382,6 +374,7 @@ pub fn enqueue_bulk(
         let mut existing =
             tx.prepare_cached("SELECT id, content_hash FROM messages WHERE idempotency_key = ?1")?;
         let mut out = Vec::with_capacity(msgs.len());
+        let mut added = [0i64; Category::ALL.len()];
         for (i, m) in msgs.iter().enumerate() {
             let hash = m.content_hash();
             let not_before = m.not_before.map(to_ms);
@@ -402,6 +395,9 @@ pub fn enqueue_bulk(
             ])?;
             if changed == 1 {
                 out.push(EnqueueOutcome::Queued(tx.last_insert_rowid()));
+                if let Some(slot) = Category::ALL.iter().position(|c| *c == m.category) {
+                    added[slot] += 1;
+                }
                 continue;
             }
             let key = m.idempotency_key.clone().unwrap_or_default();
@@ -415,6 +411,15 @@ pub fn enqueue_bulk(
                 });
             }
             out.push(EnqueueOutcome::Duplicate(id));
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO message_counts (state, category, n) VALUES ('queued', ?1, ?2)
+             ON CONFLICT (state, category) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for (cat, n) in Category::ALL.iter().zip(added) {
+            if n > 0 {
+                count.execute(params![cat.as_str(), n])?;
+            }
         }
         Ok(out)
     })
@@ -512,11 +517,13 @@ fn wrong_state(conn: &Connection, id: MessageId, expected: &'static str) -> Stor
 /// seeks (one per group), so the cost does not depend on how many messages are queued.
 fn ready_groups(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
     let mut same_prio = conn.prepare_cached(
-        "SELECT category FROM messages WHERE state = 'queued' AND priority = ?1 AND category > ?2
+        "SELECT category FROM messages INDEXED BY messages_ready
+         WHERE state = 'queued' AND priority = ?1 AND category > ?2
          ORDER BY priority, category LIMIT 1",
     )?;
     let mut next_prio = conn.prepare_cached(
-        "SELECT priority, category FROM messages WHERE state = 'queued' AND priority > ?1
+        "SELECT priority, category FROM messages INDEXED BY messages_ready
+         WHERE state = 'queued' AND priority > ?1
          ORDER BY priority, category LIMIT 1",
     )?;
     let mut groups = Vec::new();
@@ -556,7 +563,7 @@ fn ready_ids(
     let limit = filter.limit();
     let now_ms = to_ms(now);
     let mut due = conn.prepare_cached(
-        "SELECT id, next_attempt_at FROM messages
+        "SELECT id, next_attempt_at FROM messages INDEXED BY messages_ready
          WHERE state = 'queued' AND priority = ?1 AND category = ?2 AND next_attempt_at <= ?3
            AND (expires_at IS NULL OR expires_at > ?3)
          ORDER BY next_attempt_at, id LIMIT ?4",
@@ -598,7 +605,7 @@ pub fn peek_ready(
 }
 
 fn claim_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: MessageId,
     now: DateTime<Utc>,
     sim: Option<&SimRef>,
@@ -662,7 +669,7 @@ pub fn next_due(
     filter: &ClaimFilter,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut min_due = conn.prepare_cached(
-        "SELECT min(next_attempt_at) FROM messages
+        "SELECT min(next_attempt_at) FROM messages INDEXED BY messages_ready
          WHERE state = 'queued' AND priority = ?1 AND category = ?2",
     )?;
     let mut best: Option<i64> = None;
@@ -766,7 +773,7 @@ pub fn schedule_retry(
 pub fn expire_due(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE messages SET state = 'expired', updated_at = ?1,
+            "UPDATE messages INDEXED BY messages_expiry SET state = 'expired', updated_at = ?1,
                  last_error = 'expired before it could be sent'
              WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?1",
         )?
@@ -824,7 +831,10 @@ pub fn recover_in_flight(
     let now_ms = to_ms(now);
     let mut report = RecoveryReport::default();
     let inflight: Vec<(MessageId, String)> = tx
-        .prepare("SELECT id, category FROM messages WHERE state = 'sending' ORDER BY id")?
+        .prepare(
+            "SELECT id, category FROM messages INDEXED BY messages_sending
+             WHERE state = 'sending' ORDER BY id",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (id, cat) in inflight {
@@ -936,10 +946,10 @@ pub fn list(conn: &mut Connection, filter: &ListFilter) -> Result<Page, StoreErr
     })
 }
 
-/// Counts by state and category (a scan of the small `messages_state` index).
+/// Counts by state and category, from the trigger-maintained `message_counts` (O(1)).
 pub fn counts(conn: &mut Connection) -> Result<QueueCounts, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT state, category, count(*) FROM messages GROUP BY state, category",
+        "SELECT state, category, n FROM message_counts WHERE n <> 0 ORDER BY state, category",
     )?;
     let mut rows = stmt.query([])?;
     let mut cells = Vec::new();

@@ -12,7 +12,7 @@ use super::{StoreError, from_ms_opt, to_ms};
 use crate::message::MessageState;
 use crate::phone::E164;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::fmt;
 
 /// How far back a status report may match a submission (SMSCs keep trying for up to ~3 days).
@@ -104,30 +104,8 @@ pub struct StatusReport {
     pub received_at: DateTime<Utc>,
 }
 
-/// TP-ST classes of 3GPP TS 23.040 §9.2.3.15.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryClass {
-    /// 0x00–0x1F: short message transaction completed.
-    Delivered,
-    /// 0x20–0x3F: temporary error, the SC is still trying. Not final.
-    StillTrying,
-    /// 0x60–0x7F (and reserved values): temporary error, the SC gave up. Final, not the
-    /// number's fault.
-    GaveUp,
-    /// 0x40–0x5F: permanent error (unknown subscriber, barred...). Counted against the number.
-    Permanent,
-}
-
-impl DeliveryClass {
-    pub fn of(tp_st: u8) -> Self {
-        match tp_st {
-            0x00..=0x1f => DeliveryClass::Delivered,
-            0x20..=0x3f => DeliveryClass::StillTrying,
-            0x40..=0x5f => DeliveryClass::Permanent,
-            _ => DeliveryClass::GaveUp,
-        }
-    }
-}
+/// TP-ST classes of 3GPP TS 23.040 §9.2.3.15, as the codec defines them.
+pub use crate::pdu::StatusClass as DeliveryClass;
 
 /// What a status report changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,24 +251,43 @@ fn segment_state_error(
     })
 }
 
-/// After `+CMGS: <mr>`: the segment is `submitted` with its TP-MR.
+/// After `+CMGS: <mr>`: the segment is `submitted` with its TP-MR. When that was the last part
+/// without one, the message becomes `sent` in the same transaction (returns `true`), so the
+/// dispatcher needs no separate `mark_sent` round trip.
 pub fn mark_submitted(
     conn: &mut Connection,
     id: MessageId,
     seq: u8,
     tp_mr: u8,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let n = conn
+) -> Result<bool, StoreError> {
+    let tx = immediate(conn)?;
+    let n = tx
         .prepare_cached(
             "UPDATE segments SET state = 'submitted', tp_mr = ?3, submitted_at = ?4
              WHERE message_id = ?1 AND seq = ?2 AND state = 'submitting'",
         )?
         .execute(params![id, seq, tp_mr, to_ms(at)])?;
     if n == 0 {
-        return Err(segment_state_error(conn, id, seq, "submitting")?);
+        return Err(segment_state_error(&tx, id, seq, "submitting")?);
     }
-    Ok(())
+    let (rows, total, done): (i64, Option<i64>, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), max(total), count(*) FILTER (WHERE state IN ('submitted', 'delivered'))
+             FROM segments WHERE message_id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let complete = Some(rows) == total && done == rows;
+    let sent = complete
+        && tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'sent', sent_at = ?2, updated_at = ?2
+                 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id, to_ms(at)])?
+            == 1;
+    tx.commit()?;
+    Ok(sent)
 }
 
 /// Apply a status report to its segment and, when that settles it, to the message: all parts
@@ -319,12 +316,14 @@ pub fn apply_status_report(
         return Ok(None);
     };
     let seq = small(seq, "seq")?;
-    let class = DeliveryClass::of(rep.status);
+    let class = crate::pdu::status_class(rep.status);
     let at = to_ms(rep.received_at);
     let segment_state = match class {
         DeliveryClass::Delivered => SegmentState::Delivered,
         DeliveryClass::StillTrying => SegmentState::Submitted,
-        DeliveryClass::GaveUp | DeliveryClass::Permanent => SegmentState::Failed,
+        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => {
+            SegmentState::Failed
+        }
     };
     tx.execute(
         "UPDATE segments SET state = ?3, status = ?4, reported_at = ?5
@@ -349,8 +348,8 @@ pub fn apply_status_report(
             }
         }
         DeliveryClass::StillTrying => {}
-        DeliveryClass::GaveUp | DeliveryClass::Permanent => {
-            let what = if class == DeliveryClass::Permanent {
+        DeliveryClass::TemporaryFailureGaveUp | DeliveryClass::PermanentFailure => {
+            let what = if class == DeliveryClass::PermanentFailure {
                 "permanent error"
             } else {
                 "not delivered, network gave up"
@@ -364,7 +363,7 @@ pub fn apply_status_report(
                  WHERE id = ?1 AND state IN ('sending', 'sent')",
                 params![id, reason, at],
             )?;
-            if n == 1 && class == DeliveryClass::Permanent {
+            if n == 1 && class == DeliveryClass::PermanentFailure {
                 count_failed_number(&tx, id, &reason, rep.received_at)?;
             }
         }
@@ -382,7 +381,7 @@ pub fn apply_status_report(
 
 /// One more permanent failure for the message's recipient.
 pub(crate) fn count_failed_number(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: MessageId,
     reason: &str,
     at: DateTime<Utc>,
@@ -424,28 +423,4 @@ pub fn failed_numbers(
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::DeliveryClass::{self, *};
-
-    #[test]
-    fn tp_st_classes_follow_23_040() {
-        let table: [(u8, DeliveryClass); 10] = [
-            (0x00, Delivered),
-            (0x01, Delivered),
-            (0x1f, Delivered),
-            (0x20, StillTrying),
-            (0x3f, StillTrying),
-            (0x40, Permanent),
-            (0x41, Permanent),
-            (0x5f, Permanent),
-            (0x60, GaveUp),
-            (0xff, GaveUp),
-        ];
-        for (st, want) in table {
-            assert_eq!(DeliveryClass::of(st), want, "TP-ST 0x{st:02X}");
-        }
-    }
 }
