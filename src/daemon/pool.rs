@@ -121,7 +121,11 @@ impl Slot {
 
     /// Can take a send, as far as the actor is concerned.
     pub fn usable(&self) -> bool {
-        self.config.enabled && !self.retiring && self.state == ModemState::Ready
+        // Without its identity the SIM's quota usage is unknown: never send on a guess.
+        self.config.enabled
+            && !self.retiring
+            && self.state == ModemState::Ready
+            && self.identity.is_some()
     }
 
     pub fn candidate(&self) -> SimCandidate<'_> {
