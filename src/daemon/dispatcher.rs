@@ -8,7 +8,8 @@
 //!  fill(): peek ready messages (priority, not_before, expiry, quiet hours by category)
 //!          → choose_sim (registered, healthy, quota incl. in-flight, min_interval, carrier)
 //!          → claim (CAS queued→sending) → spawn a send job on that modem
-//!  send job: per segment  mark_submitting → AT+CMGS → mark_submitted(TP-MR) ; mark_sent
+//!  send job: per segment  mark_submitting → AT+CMGS → mark_submitted(TP-MR) (the last one
+//!            marks the message sent)
 //!  outcome: usage += segments ; failure → decide_retry → schedule_retry | mark_failed
 //! ```
 //!
@@ -864,6 +865,7 @@ impl SendJob {
         };
         let total = encoded.len() as u8;
         let mut sent = 0u32;
+        let mut completed = false;
         for (i, segment) in encoded.into_iter().enumerate() {
             let seq = i as u8 + 1;
             let already_out = self.claimed.segments.iter().any(|s| {
@@ -897,15 +899,18 @@ impl SendJob {
                 Ok(refs) => {
                     sent += 1;
                     let mr = refs.first().copied().unwrap_or(0);
-                    if let Err(e) = self
+                    match self
                         .store
                         .mark_segment_submitted(message.id, seq, mr, self.clock.now())
                         .await
                     {
-                        return Outcome::Store {
-                            error: e.to_string(),
-                            segments: sent,
-                        };
+                        Ok(last) => completed = last,
+                        Err(e) => {
+                            return Outcome::Store {
+                                error: e.to_string(),
+                                segments: sent,
+                            };
+                        }
                     }
                 }
                 Err(e) => {
@@ -916,6 +921,11 @@ impl SendJob {
                     };
                 }
             }
+        }
+        // The store marks the message sent with its last part's reference; only a resend
+        // whose remaining parts were all out already needs the explicit step.
+        if completed {
+            return Outcome::Sent { segments: sent };
         }
         match self.store.mark_sent(message.id, self.clock.now()).await {
             Ok(()) => Outcome::Sent { segments: sent },
