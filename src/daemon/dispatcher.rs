@@ -405,7 +405,11 @@ impl Dispatcher {
             segments,
             "sending"
         );
-        self.sends.spawn(job.run());
+        // Every log line of this send carries the modem and the message id.
+        let span =
+            tracing::info_span!("send", modem = %job.modem, message = job.claimed.message.id);
+        self.sends
+            .spawn(tracing::Instrument::instrument(job.run(), span));
     }
 
     async fn on_finished(&mut self, done: Finished) {
