@@ -59,6 +59,20 @@ async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Runs the built daemon on a free port with `env`'s config and waits until modem m1 is ready.
+async fn start_binary_with_m1_ready(env: &mut Env) -> (Child, Api) {
+    let port = free_port();
+    env.listen = format!("127.0.0.1:{port}");
+    env.write_config();
+    let child = env.spawn_binary();
+    let api = Api::new(format!("127.0.0.1:{port}"), ADMIN_TOKEN);
+    wait_api(&api, "/api/v1/modems", "m1 ready", |m| {
+        modem_field(m, "m1", "state") == Some(&json!("ready"))
+    })
+    .await;
+    (child, api)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_adds_a_modem_changes_a_limit_and_refuses_a_broken_file() {
     let mut env = Env::new(
@@ -66,15 +80,7 @@ async fn sighup_adds_a_modem_changes_a_limit_and_refuses_a_broken_file() {
         "quiet_hours_categories = []\n",
     )
     .await;
-    let port = free_port();
-    env.listen = format!("127.0.0.1:{port}");
-    env.write_config();
-    let mut child = env.spawn_binary();
-    let api = Api::new(format!("127.0.0.1:{port}"), ADMIN_TOKEN);
-    wait_api(&api, "/api/v1/modems", "m1 ready", |m| {
-        modem_field(m, "m1", "state") == Some(&json!("ready"))
-    })
-    .await;
+    let (mut child, api) = start_binary_with_m1_ready(&mut env).await;
     // queued work before the reload must survive it
     let ids = api
         .send(json!({"to": ["13800138001", "13800138002"], "text": TEXT}))
@@ -132,15 +138,7 @@ async fn sigterm_lets_the_send_in_flight_finish_and_exits_0() {
         "quiet_hours_categories = []\n",
     )
     .await;
-    let port = free_port();
-    env.listen = format!("127.0.0.1:{port}");
-    env.write_config();
-    let mut child = env.spawn_binary();
-    let api = Api::new(format!("127.0.0.1:{port}"), ADMIN_TOKEN);
-    wait_api(&api, "/api/v1/modems", "m1 ready", |m| {
-        modem_field(m, "m1", "state") == Some(&json!("ready"))
-    })
-    .await;
+    let (mut child, api) = start_binary_with_m1_ready(&mut env).await;
     let ids = api
         .send(json!({"to": ["13800138001", "13800138002"], "text": TEXT}))
         .await;
