@@ -93,6 +93,38 @@ fn main() {
     }
 }
 
+/// What the dispatcher writes for one one-segment message: claim, submitting, submitted.
+/// Returns how many messages it cycled (0 when nothing was due).
+async fn send_cycle(
+    store: &Store,
+    sim: &SimRef,
+    k: usize,
+) -> Result<usize, gridsms::store::StoreError> {
+    let claimed = store
+        .claim_next(now(), ClaimFilter::default(), Some(sim.clone()))
+        .await?;
+    let n = claimed.len();
+    for c in claimed {
+        let id = c.message.id;
+        store
+            .mark_segment_submitting(
+                SegmentSubmit {
+                    message_id: id,
+                    seq: 1,
+                    total: 1,
+                    concat_ref: None,
+                    sim_iccid: sim.iccid.clone(),
+                },
+                now(),
+            )
+            .await?;
+        store
+            .mark_segment_submitted(id, 1, (k % 256) as u8, now())
+            .await?;
+    }
+    Ok(n)
+}
+
 async fn run(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
@@ -214,27 +246,7 @@ async fn run(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let c = cpu_seconds(Some("gridsms-store"));
     for k in 0..cycles {
-        let claimed = store
-            .claim_next(now(), ClaimFilter::default(), Some(sim.clone()))
-            .await?;
-        for c in claimed {
-            let id = c.message.id;
-            store
-                .mark_segment_submitting(
-                    SegmentSubmit {
-                        message_id: id,
-                        seq: 1,
-                        total: 1,
-                        concat_ref: None,
-                        sim_iccid: sim.iccid.clone(),
-                    },
-                    now(),
-                )
-                .await?;
-            store
-                .mark_segment_submitted(id, 1, (k % 256) as u8, now())
-                .await?;
-        }
+        send_cycle(&store, &sim, k).await?;
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
@@ -258,28 +270,7 @@ async fn run(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             let mut done = 0usize;
             for k in 0..per_task {
-                let claimed = store
-                    .claim_next(now(), ClaimFilter::default(), Some(sim.clone()))
-                    .await?;
-                for c in claimed {
-                    let id = c.message.id;
-                    store
-                        .mark_segment_submitting(
-                            SegmentSubmit {
-                                message_id: id,
-                                seq: 1,
-                                total: 1,
-                                concat_ref: None,
-                                sim_iccid: sim.iccid.clone(),
-                            },
-                            now(),
-                        )
-                        .await?;
-                    store
-                        .mark_segment_submitted(id, 1, (k % 256) as u8, now())
-                        .await?;
-                    done += 1;
-                }
+                done += send_cycle(&store, &sim, k).await?;
             }
             Ok::<usize, gridsms::store::StoreError>(done)
         }));
