@@ -20,6 +20,7 @@
 //! - [`clock`]: wall-clock time behind a trait, for quiet hours and schedules.
 //! - [`store`]: the SQLite outbox, quotas and migrations.
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
+//! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
 
 pub mod api;
 pub mod at;
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod marketing;
 pub mod message;
 pub mod modem;
 pub mod pdu;

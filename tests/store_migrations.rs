@@ -56,6 +56,21 @@ fn seed(conn: &Connection, v: u32) {
             [],
         )
         .unwrap();
+        // From version 2 on, the binary counted its own inserts (no insert trigger).
+        conn.execute(
+            "INSERT INTO message_counts (state, category, n) VALUES ('queued', 'bill', 1)
+             ON CONFLICT (state, category) DO UPDATE SET n = n + 1",
+            [],
+        )
+        .unwrap();
+    }
+    if v >= 3 {
+        conn.execute(
+            "INSERT INTO opt_outs (phone, category, via, created_at)
+             VALUES ('+8613800138000', '*', 'sms', 1)",
+            [],
+        )
+        .unwrap();
     }
 }
 

@@ -111,6 +111,36 @@ pub const MIGRATIONS: &[&str] = &[
         UPDATE message_counts SET n = n - 1 WHERE state = OLD.state AND category = OLD.category;
     END;
     "#,
+    // 3: contacts (phone <-> account bindings from every source) and opt-outs.
+    r#"
+    CREATE TABLE contacts (
+        phone       TEXT    NOT NULL,              -- E.164
+        account     TEXT    NOT NULL,
+        source      TEXT    NOT NULL,              -- 'marketing' | 'sms' | 'staff' | 'legacy'
+        status      TEXT    NOT NULL,              -- 'active' | 'pending' | 'rejected'
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        decided_by  TEXT,                          -- staff token that approved or rejected
+        note        TEXT,
+        PRIMARY KEY (phone, account, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX contacts_account ON contacts (account);
+    CREATE INDEX contacts_pending ON contacts (created_at) WHERE status = 'pending';
+
+    -- An opt-out beats every source of a binding. category '*' means every notice.
+    CREATE TABLE opt_outs (
+        phone       TEXT    NOT NULL,              -- E.164
+        category    TEXT    NOT NULL,              -- a category name or '*'
+        via         TEXT    NOT NULL,              -- 'sms' | 'staff' | 'api'
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (phone, category)
+    ) WITHOUT ROWID;
+    "#,
+    // 4: the account and supply station a message concerns (reports, scopes, failed numbers).
+    r#"
+    ALTER TABLE messages ADD COLUMN account TEXT;
+    ALTER TABLE messages ADD COLUMN station TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -51,6 +51,7 @@
 //! Callers that want per-row acceptance should filter with phone/text validation first.
 
 pub mod backup;
+pub mod contacts;
 pub mod migrations;
 pub mod outbox;
 pub mod quotas;
@@ -279,6 +280,16 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         self.submit(f, false).await
+    }
+
+    /// Like [`Store::call`], but the commit is fsynced before this returns (as for enqueue):
+    /// for callers that enqueue messages inside `f` and then report them accepted.
+    pub async fn call_durable<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(f, true).await
     }
 
     async fn submit<R, F>(&self, f: F, durable: bool) -> Result<R, StoreError>

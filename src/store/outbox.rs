@@ -42,6 +42,10 @@ pub struct NewMessage {
     pub origin: Option<String>,
     /// Groups a run (a month of bills, one outage) so it can be cancelled as a whole.
     pub batch_id: Option<String>,
+    /// The customer account it concerns, when known (reports, failed-number report).
+    pub account: Option<String>,
+    /// The supply station (organisation code) of that account, for per-station reports.
+    pub station: Option<String>,
 }
 
 impl NewMessage {
@@ -56,6 +60,8 @@ impl NewMessage {
             idempotency_key: None,
             origin: None,
             batch_id: None,
+            account: None,
+            station: None,
         }
     }
 
@@ -367,8 +373,8 @@ pub fn enqueue_bulk(
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (recipient, text, category, priority, not_before, expires_at,
                  idempotency_key, content_hash, state, origin, batch_id, created_at, updated_at,
-                 next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?11, ?12)
+                 next_attempt_at, account, station)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?11, ?12, ?13, ?14)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )?;
         let mut existing =
@@ -392,6 +398,8 @@ pub fn enqueue_bulk(
                 m.batch_id,
                 now_ms,
                 due,
+                m.account,
+                m.station,
             ])?;
             if changed == 1 {
                 out.push(EnqueueOutcome::Queued(tx.last_insert_rowid()));

@@ -1,0 +1,9 @@
+//! MySQL-protocol marketing source (MySQL, MariaDB, OceanBase, TiDB).
+//! Not built yet: the adapter lands with the marketing issue.
+
+use super::source::{Source, SourceConfig, SourceError};
+use std::sync::Arc;
+
+pub fn open(_config: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    Err(SourceError::Unsupported("MySQL"))
+}
