@@ -12,6 +12,7 @@
 
 mod duration;
 mod locate;
+pub mod marketing;
 mod raw;
 mod validate;
 
@@ -47,6 +48,9 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    /// `[marketing]`: the billing database and its polling jobs; `None` = no jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marketing: Option<marketing::MarketingConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
+    pub marketing: Option<super::marketing::RawMarketing>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -74,6 +74,9 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
     let dispatch = dispatch(raw.dispatch.unwrap_or_default(), &root.key("dispatch"), p);
     let api = api(raw.api.unwrap_or_default(), base, &root.key("api"), p);
     let log = log(raw.log.unwrap_or_default(), &root.key("log"), p);
+    let marketing = raw
+        .marketing
+        .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -81,12 +84,13 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         dispatch,
         api,
         log,
+        marketing,
     })
 }
 
 /// `path` made absolute against `base`, with `.` and `..` removed lexically (symlinks are
 /// left alone: a udev link must stay the link).
-fn resolve(base: &Path, path: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
     use std::path::Component;
     let joined = base.join(path);
     let mut out = PathBuf::new();
@@ -102,7 +106,7 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     out
 }
 
-fn int_in(
+pub(super) fn int_in(
     p: &mut Problems,
     at: &KeyPath,
     value: Option<i64>,
@@ -126,7 +130,7 @@ fn int_in(
     }
 }
 
-fn duration_in(
+pub(super) fn duration_in(
     p: &mut Problems,
     at: &KeyPath,
     value: Option<&str>,
@@ -448,7 +452,7 @@ fn pin(
 }
 
 /// Reads a small secret file: trimmed contents and whether every user may read it.
-fn read_secret(path: &Path) -> Result<(String, bool), String> {
+pub(super) fn read_secret(path: &Path) -> Result<(String, bool), String> {
     let shown = path.display();
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let world_readable = file_is_world_readable(&file);

@@ -100,6 +100,7 @@ pub struct Running {
     dispatch: tokio::task::JoinHandle<()>,
     keepalive: tokio::task::JoinHandle<()>,
     pruning: tokio::task::JoinHandle<()>,
+    jobs: tokio::task::JoinHandle<()>,
     notifier: Notifier,
 }
 
@@ -165,6 +166,7 @@ pub async fn start(
         options.notifier.clone(),
     ));
     let pruning = tokio::spawn(retention::run(shared.clone()));
+    let jobs = crate::marketing::jobs::spawn(shared.clone(), stop.clone());
     Ok(Running {
         shared,
         api_addr,
@@ -175,6 +177,7 @@ pub async fn start(
         dispatch,
         keepalive,
         pruning,
+        jobs,
         notifier: options.notifier,
     })
 }
@@ -195,6 +198,8 @@ impl Running {
         self.stop.cancel();
         self.keepalive.abort();
         self.pruning.abort();
+        // A job run stops at its next await; what it committed stays, its watermark did not move.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.jobs).await;
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
         }
@@ -283,11 +288,16 @@ async fn status_line(shared: &Shared) -> String {
         }
         Err(_) => "?".to_owned(),
     };
-    format!(
+    let mut line = format!(
         "{up}/{} modems up, {pending} messages pending; {}",
         modems.len(),
         shared.dispatch_status()
-    )
+    );
+    if let Some(problem) = shared.jobs.get().and_then(|j| j.problem()) {
+        line.push_str("; ");
+        line.push_str(&problem);
+    }
+    line
 }
 
 /// READY once the modems have had their first init attempt; then STATUS every few seconds and

@@ -81,6 +81,8 @@ pub struct Shared {
     errors: RwLock<BTreeMap<(String, String), u64>>,
     /// Set once every modem has had its first init attempt (systemd READY).
     pub first_init_done: Notify,
+    /// The marketing job runner, once started (`marketing::jobs::spawn`).
+    pub jobs: std::sync::OnceLock<Arc<crate::marketing::jobs::JobsHandle>>,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ impl Shared {
             dispatch_status: RwLock::new("starting".to_owned()),
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
+            jobs: std::sync::OnceLock::new(),
         })
     }
 

@@ -141,6 +141,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN account TEXT;
     ALTER TABLE messages ADD COLUMN station TEXT;
     "#,
+    // 5: marketing jobs: job runs, watermarks, reminder state (see store/jobs.rs).
+    super::jobs::MIGRATION,
 ];
 
 /// The schema version this build writes.
