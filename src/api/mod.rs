@@ -8,6 +8,7 @@
 //! 2xx answer.
 
 mod error;
+mod jobs;
 mod messages;
 mod status;
 
@@ -36,6 +37,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/messages/{id}", get(messages::get_one))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{name}/run", post(jobs::run))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod daemon;
 mod detect;
+mod jobs;
 mod modem;
 mod pdu;
 mod sim;
@@ -46,6 +47,8 @@ pub enum Command {
     Modems(client::ModemsArgs),
     /// Message counts by state and category.
     Queue(client::ApiArgs),
+    /// The marketing jobs: schedules, last runs, errors; `jobs run NAME` runs one now.
+    Jobs(jobs::JobsArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
 }
@@ -68,5 +71,6 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
+        Command::Jobs(args) => jobs::run(args),
     }
 }

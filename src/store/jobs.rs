@@ -285,8 +285,15 @@ pub fn enqueue_checked(
             conn.prepare_cached("SELECT 1 FROM messages WHERE idempotency_key = ?1")?;
         let mut seen: HashSet<String> = HashSet::with_capacity(msgs.len());
         let mut opted: HashMap<(String, Category), bool> = HashMap::new();
+        // Usually nobody has opted out: one probe per batch instead of one per message.
+        let any_opt_out = conn
+            .prepare_cached("SELECT 1 FROM opt_outs LIMIT 1")?
+            .query_row([], |_| Ok(()))
+            .optional()?
+            .is_some();
         for m in msgs {
             let out_of = match opted.get(&(m.to.as_str().to_owned(), m.category)) {
+                _ if !any_opt_out => false,
                 Some(v) => *v,
                 None => {
                     let v = contacts::is_opted_out(conn, &m.to, m.category)?;

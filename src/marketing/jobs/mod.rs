@@ -412,6 +412,9 @@ pub fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::JoinH
         source_error: None,
         unreachable_since: None,
     };
+    // Published before the task runs, so the API knows the jobs from the first request on.
+    let config = runner.shared.config();
+    runner.publish(&config, &configured_jobs(&config));
     tokio::spawn(runner.run(rx, stop))
 }
 
@@ -466,6 +469,10 @@ impl Runner {
                 _ = tokio::time::sleep(wait) => {}
                 t = triggers.recv() => {
                     let Some(t) = t else { return };
+                    // The config may have been reloaded while this loop slept.
+                    let config = self.shared.config();
+                    let specs = configured_jobs(&config);
+                    self.sync(&config, &specs);
                     let Some(spec) = specs.iter().find(|s| s.name == t.job).cloned() else {
                         if let Some(r) = t.reply {
                             let _ = r.send(Err(format!("no job named {:?} is configured", t.job)));
