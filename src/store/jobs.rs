@@ -19,6 +19,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Runs kept per job; older ones are deleted as new ones finish.
+pub const KEEP_RUNS: usize = 2000;
+
 /// Migration 5.
 pub const MIGRATION: &str = r#"
     CREATE TABLE job_runs (
@@ -179,6 +182,13 @@ pub fn finish_run(
         skipped,
         error
     ])?;
+    // Bounded history: a job every 15 minutes is 35,000 runs a year.
+    conn.prepare_cached(
+        "DELETE FROM job_runs WHERE job = (SELECT job FROM job_runs WHERE id = ?1)
+             AND id <= (SELECT id FROM job_runs WHERE job = (SELECT job FROM job_runs WHERE id = ?1)
+                        ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![id, KEEP_RUNS as i64])?;
     Ok(())
 }
 
@@ -512,5 +522,22 @@ mod tests {
         let got = reminder_states(&c, &["A1".into(), "A2".into()]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got["A1"], st);
+    }
+
+    #[test]
+    fn run_history_is_bounded_per_job() {
+        let c = conn();
+        let now = Utc::now();
+        let other = start_run(&c, "reminders", "schedule", now).unwrap();
+        finish_run(&c, other, &RunStats::default(), None, now).unwrap();
+        for _ in 0..KEEP_RUNS + 3 {
+            let id = start_run(&c, "bills", "schedule", now).unwrap();
+            finish_run(&c, id, &RunStats::default(), None, now).unwrap();
+        }
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM job_runs WHERE job = 'bills'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n as usize, KEEP_RUNS);
+        assert_eq!(recent_runs(&c, "reminders", 5).unwrap().len(), 1);
     }
 }
