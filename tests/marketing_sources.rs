@@ -8,7 +8,7 @@
 mod common;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use common::mkdb::{Kind, TestDb};
+use common::mkdb::{DbProxy, Kind, TestDb};
 use gridsms::config::Secret;
 use gridsms::marketing::queries::{missing_columns, spec};
 use gridsms::marketing::{Query, Row, Source, SourceConfig, SourceError, Value};
@@ -437,6 +437,58 @@ async fn postgres_wrong_port_is_transient() {
 async fn mysql_wrong_port_is_transient() {
     if let Some(db) = TestDb::mysql() {
         wrong_port_is_transient(db).await;
+    }
+}
+
+/// The database goes away under a source with pooled connections and comes back on the same
+/// address: errors meanwhile are transient, and the same source works again afterwards.
+async fn down_and_back(db: TestDb) {
+    db.exec_ddl("CREATE TABLE t (n {int})");
+    db.exec("INSERT INTO t VALUES (1), (2), (3)");
+    let proxy = DbProxy::start(&db);
+    let config = SourceConfig {
+        url: proxy.url().to_owned(),
+        connect_timeout: Duration::from_secs(2),
+        query_timeout: Duration::from_secs(5),
+        ..db.source_config()
+    };
+    let source = gridsms::marketing::source::open(&config).unwrap();
+    let count = "SELECT count(*) AS n FROM t";
+    // Several pooled connections open before the outage.
+    let (a, b, c) = tokio::join!(
+        rows(&source, count, &[]),
+        rows(&source, count, &[]),
+        rows(&source, count, &[])
+    );
+    for r in [a, b, c] {
+        assert_eq!(r.unwrap()[0].int("n"), Ok(Some(3)));
+    }
+    proxy.cut();
+    for _ in 0..3 {
+        let err = rows(&source, count, &[]).await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+    }
+    let err = source.ping().await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    proxy.restore();
+    source.ping().await.unwrap();
+    for _ in 0..5 {
+        let r = rows(&source, count, &[]).await.unwrap();
+        assert_eq!(r[0].int("n"), Ok(Some(3)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_and_back() {
+    if let Some(db) = TestDb::postgres() {
+        down_and_back(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_down_and_back() {
+    if let Some(db) = TestDb::mysql() {
+        down_and_back(db).await;
     }
 }
 

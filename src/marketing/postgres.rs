@@ -23,7 +23,9 @@ use super::source::{
 };
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use futures_util::StreamExt;
 use std::error::Error as StdError;
 use std::future::Future;
@@ -107,7 +109,13 @@ impl PostgresSource {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, SourceError> {
-        checkout(&self.pool, &self.shown_url, self.connect_timeout).await
+        checkout(
+            &self.pool,
+            &self.shown_url,
+            self.connect_timeout,
+            self.query_timeout,
+        )
+        .await
     }
 }
 
@@ -115,9 +123,12 @@ async fn checkout(
     pool: &Pool,
     shown_url: &str,
     connect_timeout: Duration,
+    query_timeout: Duration,
 ) -> Result<deadpool_postgres::Object, SourceError> {
     match pool.get().await {
         Ok(client) => Ok(client),
+        // Every pooled connection busy for longer than a query may take.
+        Err(PoolError::Timeout(TimeoutType::Wait)) => Err(SourceError::Timeout(query_timeout)),
         Err(PoolError::Timeout(_)) => Err(SourceError::Timeout(connect_timeout)),
         Err(PoolError::Backend(e)) => Err(SourceError::Connect(format!(
             "{shown_url}: {}",
@@ -149,7 +160,7 @@ async fn run_query(
     values: Vec<Value>,
     tx: &mpsc::Sender<Result<Row, SourceError>>,
 ) -> Result<(), SourceError> {
-    let mut client = checkout(&pool, &shown_url, connect_timeout).await?;
+    let mut client = checkout(&pool, &shown_url, connect_timeout, timeout).await?;
     let txn = bounded(timeout, client.build_transaction().read_only(true).start()).await?;
     let stmt = bounded(timeout, txn.prepare(&sql)).await?;
     let columns = Columns::new(column_names(&stmt));
