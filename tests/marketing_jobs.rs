@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::mkdb::TestDb;
+use common::mkdb::{DbProxy, Kind, TestDb};
 use common::*;
 use gridsms::clock::ManualClock;
 use gridsms::message::Category;
@@ -565,6 +565,121 @@ async fn database_down_scenario(db: &TestDb, dead_url: &str) {
     d.stop().await;
 }
 
+/// How a test takes the database away on the same URL.
+enum Outage {
+    Proxy(DbProxy),
+    /// SQLite: the file moves away and back.
+    File(std::path::PathBuf),
+}
+
+impl Outage {
+    fn of(db: &TestDb) -> (Outage, String) {
+        match db.kind() {
+            Kind::Sqlite => {
+                let path = db.url().trim_start_matches("sqlite://").to_owned();
+                (Outage::File(path.into()), db.url().to_owned())
+            }
+            _ => {
+                let proxy = DbProxy::start(db);
+                let url = proxy.url().to_owned();
+                (Outage::Proxy(proxy), url)
+            }
+        }
+    }
+
+    fn cut(&self) {
+        match self {
+            Outage::Proxy(p) => p.cut(),
+            Outage::File(path) => {
+                std::fs::rename(path, path.with_extension("away")).expect("move away")
+            }
+        }
+    }
+
+    fn restore(&self) {
+        match self {
+            Outage::Proxy(p) => p.restore(),
+            Outage::File(path) => {
+                std::fs::rename(path.with_extension("away"), path).expect("move back")
+            }
+        }
+    }
+}
+
+/// The database goes down on the same URL between two scheduled runs: the scheduled run
+/// fails, the job retries by itself after 30 s, then 60 s, and once the database is back the
+/// retry queues what was posted meanwhile.
+async fn retry_backoff_scenario(db: &TestDb) {
+    db.exec_ddl(BILL_DDL);
+    db.exec(&bill(
+        "E001",
+        Some("13800000041"),
+        Some("12.00"),
+        0,
+        "2026-03-10 08:00:00",
+        None,
+    ));
+    let (outage, url) = Outage::of(db);
+    let env = env_with("").await;
+    let jobs = "[marketing.bills]\nevery = \"1h\"\n";
+    write_config(&env, &marketing_toml(&url, &[("bills", BILLS_SQL)], jobs));
+    let (clock, shared_clock) = manual_clock(10, 0);
+    let d = env.start(shared_clock).await;
+    let run = wait_runs(&d.api, "bills", 1).await;
+    assert_eq!(run["queued"], 1, "{run}");
+
+    db.exec(&bill(
+        "E002",
+        Some("13800000042"),
+        Some("13.00"),
+        0,
+        "2026-03-10 10:30:00",
+        None,
+    ));
+    outage.cut();
+    clock.advance(Duration::from_secs(3600));
+    let run = wait_runs(&d.api, "bills", 2).await;
+    assert_eq!(
+        (run["state"].as_str(), run["trigger"].as_str()),
+        (Some("failed"), Some("schedule")),
+        "{run}"
+    );
+    let (_, job) = job_view(&d.api, "bills").await;
+    assert_eq!(job["state"], "retrying", "{job}");
+    clock.advance(Duration::from_secs(30));
+    let run = wait_runs(&d.api, "bills", 3).await;
+    assert_eq!(
+        (run["state"].as_str(), run["trigger"].as_str()),
+        (Some("failed"), Some("retry")),
+        "{run}"
+    );
+    let (view, job) = job_view(&d.api, "bills").await;
+    assert_eq!(job["consecutive_failures"], 2, "{job}");
+    assert_eq!(view["marketing"]["reachable"], false, "{view}");
+
+    outage.restore();
+    clock.advance(Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, job) = job_view(&d.api, "bills").await;
+    assert_eq!(
+        job["last_runs"].as_array().map(Vec::len),
+        Some(3),
+        "second retry waits 60 s: {job}"
+    );
+    clock.advance(Duration::from_secs(30));
+    let run = wait_runs(&d.api, "bills", 4).await;
+    assert_eq!(
+        (run["state"].as_str(), run["trigger"].as_str()),
+        (Some("ok"), Some("retry")),
+        "{run}"
+    );
+    assert_eq!(run["queued"], 1, "the bill posted while down: {run}");
+    let (view, job) = job_view(&d.api, "bills").await;
+    assert_eq!(view["marketing"]["reachable"], true, "{view}");
+    assert_eq!(job["consecutive_failures"], 0, "{job}");
+    d.stop().await;
+}
+
 /// `check-config` connects, prepares every query and names a missing column.
 fn check_config_scenario(db: &TestDb) {
     db.exec_ddl(BILL_DDL);
@@ -641,6 +756,13 @@ on_every_engine!(
     reminders_sqlite,
     reminders_postgres,
     reminders_mysql
+);
+
+on_every_engine!(
+    retry_backoff_scenario,
+    retry_backoff_sqlite,
+    retry_backoff_postgres,
+    retry_backoff_mysql
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

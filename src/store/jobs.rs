@@ -535,7 +535,11 @@ mod tests {
             finish_run(&c, id, &RunStats::default(), None, now).unwrap();
         }
         let n: i64 = c
-            .query_row("SELECT count(*) FROM job_runs WHERE job = 'bills'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM job_runs WHERE job = 'bills'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n as usize, KEEP_RUNS);
         assert_eq!(recent_runs(&c, "reminders", 5).unwrap().len(), 1);
