@@ -295,6 +295,46 @@ async fn bills_scenario(db: &TestDb) {
     let (status, _) = d.api.post("/api/v1/jobs/nope/run", json!({})).await;
     assert_eq!(status, 404);
 
+    // The CLI shows the same through the API.
+    let api = d.api.base.clone();
+    let token = env.dir.path().join("admin.token");
+    let out = tokio::task::spawn_blocking(move || {
+        let cli = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_gridsms"))
+                .args(args)
+                .arg("--api")
+                .arg(&api)
+                .arg("--token-file")
+                .arg(&token)
+                .output()
+                .expect("run gridsms jobs")
+        };
+        (cli(&["jobs"]), cli(&["jobs", "run", "nope"]))
+    })
+    .await
+    .expect("join");
+    let (list, nope) = out;
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(
+        text.contains("bills") && text.contains("every 1d"),
+        "{text}"
+    );
+    assert!(
+        text.contains("queued 2") && text.contains("duplicate_row 1"),
+        "{text}"
+    );
+    assert!(!nope.status.success());
+    assert!(
+        String::from_utf8_lossy(&nope.stderr).contains("no job named \"nope\""),
+        "{}",
+        String::from_utf8_lossy(&nope.stderr)
+    );
+
     // A bill posted later is picked up; the boundary rows come back as duplicates.
     db.exec(&bill(
         "A009",

@@ -109,9 +109,13 @@ pub struct JobSpec {
 /// The jobs `config` defines. Other polled features (outages) add one line here.
 pub fn configured_jobs(config: &Config) -> Vec<JobSpec> {
     let mut out = Vec::new();
-    let Some(m) = &config.marketing else {
-        return out;
-    };
+    if let Some(m) = &config.marketing {
+        marketing_jobs(m, &mut out);
+    }
+    out
+}
+
+fn marketing_jobs(m: &MarketingConfig, out: &mut Vec<JobSpec>) {
     if let Some(b) = &m.bills {
         out.push(JobSpec {
             name: "bills",
@@ -139,7 +143,6 @@ pub fn configured_jobs(config: &Config) -> Vec<JobSpec> {
             job: Arc::new(reminders::Reminders),
         });
     }
-    out
 }
 
 /// What a running job gets.
