@@ -13,10 +13,12 @@
 mod duration;
 mod locate;
 mod raw;
+mod staff;
 mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
+pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};
@@ -47,6 +49,7 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    pub reports: ReportsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -283,8 +286,8 @@ impl ApiConfig {
     }
 }
 
-/// A bearer token: who it is, what it may do. (Supply-station scopes, `stations`, come later
-/// as another field here.)
+/// A bearer token: who it is, what it may do, and (when `stations` is not empty) which
+/// supply stations' customers it may reach.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiToken {
     pub name: String,
@@ -293,9 +296,28 @@ pub struct ApiToken {
     #[serde(skip)]
     pub secret: Secret,
     pub scopes: Vec<Scope>,
+    /// Organisation-code prefixes of the supply stations this token is limited to; empty for
+    /// a bureau-wide token. See `api::scope`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<String>,
 }
 
 impl ApiToken {
+    /// Limited to some supply stations.
+    pub fn is_station_scoped(&self) -> bool {
+        !self.stations.is_empty()
+    }
+
+    /// Whether `station` (an organisation code) lies within this token's stations; always
+    /// true for a bureau-wide token.
+    pub fn covers_station(&self, station: &str) -> bool {
+        self.stations.is_empty()
+            || self
+                .stations
+                .iter()
+                .any(|p| station.starts_with(p.as_str()))
+    }
+
     /// `admin` includes every other scope.
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
+    pub reports: Option<super::staff::RawReports>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +94,7 @@ pub struct RawToken {
     pub name: Option<String>,
     pub secret_file: Option<String>,
     pub scopes: Option<Vec<String>>,
+    pub stations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

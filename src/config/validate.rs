@@ -74,6 +74,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
     let dispatch = dispatch(raw.dispatch.unwrap_or_default(), &root.key("dispatch"), p);
     let api = api(raw.api.unwrap_or_default(), base, &root.key("api"), p);
     let log = log(raw.log.unwrap_or_default(), &root.key("log"), p);
+    let reports = super::staff::reports(raw.reports, &root.key("reports"), p);
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -81,6 +82,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         dispatch,
         api,
         log,
+        reports,
     })
 }
 
@@ -743,11 +745,14 @@ fn api(raw: RawApi, base: &Path, at: &KeyPath, p: &mut Problems) -> ApiConfig {
                 }
             }
         }
+        let stations =
+            super::staff::token_stations(t.stations, scopes.contains(&Scope::Admin), &at, p);
         tokens.push(ApiToken {
             name,
             secret_file,
             secret,
             scopes,
+            stations,
         });
     }
     ApiConfig { listen, tokens }
