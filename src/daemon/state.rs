@@ -81,6 +81,8 @@ pub struct Shared {
     errors: RwLock<BTreeMap<(String, String), u64>>,
     /// Set once every modem has had its first init attempt (systemd READY).
     pub first_init_done: Notify,
+    /// The marketing database's lookups, when `[marketing]` is configured.
+    directory: RwLock<Option<crate::marketing::directory::Directory>>,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ impl Shared {
             dispatch_status: RwLock::new("starting".to_owned()),
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
+            directory: RwLock::new(None),
         })
     }
 
@@ -127,6 +130,15 @@ impl Shared {
         *errors
             .entry((modem.to_owned(), class.to_owned()))
             .or_default() += 1;
+    }
+
+    /// The marketing lookups (account contacts, station of a feeder, customer lists), if any.
+    pub fn directory(&self) -> Option<crate::marketing::directory::Directory> {
+        snapshot(&self.directory)
+    }
+
+    pub fn set_directory(&self, directory: Option<crate::marketing::directory::Directory>) {
+        replace(&self.directory, directory);
     }
 
     pub fn errors(&self) -> BTreeMap<(String, String), u64> {
