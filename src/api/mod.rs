@@ -7,8 +7,13 @@
 //! idempotency conflict, 503 storage unavailable. A message is committed to SQLite before any
 //! 2xx answer.
 
+mod audit;
+mod broadcasts;
 mod error;
 mod messages;
+pub mod openapi;
+mod reports;
+pub mod scope;
 mod status;
 
 pub use error::ApiError;
@@ -34,6 +39,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(messages::create).get(messages::list),
         )
         .route("/api/v1/messages/{id}", get(messages::get_one))
+        .route("/api/v1/messages/{id}/cancel", post(messages::cancel_one))
+        .route(
+            "/api/v1/sends/{batch_id}/cancel",
+            post(messages::cancel_batch),
+        )
+        .route("/api/v1/broadcasts", post(broadcasts::create))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/reports/delivery", get(reports::delivery))
+        .route(
+            "/api/v1/reports/failed-numbers",
+            get(reports::failed_numbers),
+        )
+        .route("/api/v1/reports/sims", get(reports::sims))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
         .fallback(|| async { ApiError::not_found("no such route") })
