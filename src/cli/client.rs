@@ -28,8 +28,11 @@ pub struct ApiArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Recipient mobile number; repeat for several.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "account", conflicts_with = "account")]
     pub to: Vec<String>,
+    /// A customer account instead: its contact phones, minus opt-outs.
+    #[arg(long)]
+    pub account: Option<String>,
     /// Message text.
     #[arg(long)]
     pub text: String,
@@ -65,14 +68,14 @@ pub struct StatusArgs {
     pub api: ApiArgs,
 }
 
-struct Client {
+pub(super) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(args: &ApiArgs, scope: Scope) -> Result<Client> {
+    pub(super) fn new(args: &ApiArgs, scope: Scope) -> Result<Client> {
         let loaded = config::load(&args.config).ok();
         let base = match (&args.api, &loaded) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
@@ -109,7 +112,7 @@ impl Client {
         Ok(Client { base, token, agent })
     }
 
-    fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub(super) fn get(&self, path: &str) -> Result<(u16, Value)> {
         let response = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -119,7 +122,7 @@ impl Client {
         read(response)
     }
 
-    fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+    pub(super) fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
         let response = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -140,7 +143,7 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<(u16, Value)> 
 }
 
 /// 2xx → the body; otherwise the API's error line.
-fn ok(status: u16, body: Value) -> Result<Value> {
+pub(super) fn ok(status: u16, body: Value) -> Result<Value> {
     if (200..300).contains(&status) {
         Ok(body)
     } else {
@@ -152,7 +155,7 @@ fn ok(status: u16, body: Value) -> Result<Value> {
     }
 }
 
-fn finish(result: Result<()>) -> ExitCode {
+pub(super) fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,7 +168,10 @@ fn finish(result: Result<()>) -> ExitCode {
 pub fn send(args: SendArgs) -> ExitCode {
     finish((|| {
         let client = Client::new(&args.api, Scope::Send)?;
-        let mut body = json!({"to": args.to, "text": args.text});
+        let mut body = match &args.account {
+            Some(account) => json!({"account": account, "text": args.text}),
+            None => json!({"to": args.to, "text": args.text}),
+        };
         if let Some(c) = &args.category {
             body["category"] = json!(c);
         }
@@ -187,12 +193,21 @@ pub fn send(args: SendArgs) -> ExitCode {
                 answer["segments"],
                 ids.first().map_or("", String::as_str)
             );
+            let opted_out = answer["opted_out"].as_array().map_or(0, Vec::len);
+            if opted_out > 0 {
+                println!("left out (opted out): {}", text(&answer["opted_out"]));
+            }
+            println!(
+                "batch {}: `gridsms cancel --batch {}` stops what is still queued",
+                text(&answer["batch_id"]),
+                text(&answer["batch_id"])
+            );
         }
         Ok(())
     })())
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),
