@@ -6,8 +6,8 @@
 mod staff_common;
 
 use chrono::{Duration, TimeZone, Utc};
-use gridsms::store::audit::{self, AuditAction, AuditEntry, AuditFilter};
 use gridsms::store::Store;
+use gridsms::store::audit::{self, AuditAction, AuditEntry, AuditFilter};
 use serde_json::json;
 use staff_common::*;
 
@@ -22,7 +22,10 @@ async fn every_action_leaves_exactly_one_entry() {
         .send(json!({"to": "13800000001", "text": "一", "not_before": later}))
         .await;
     let (s, _) = sender
-        .post("/api/v1/messages", json!({"account": "A2", "text": "二", "not_before": later}))
+        .post(
+            "/api/v1/messages",
+            json!({"account": "A2", "text": "二", "not_before": later}),
+        )
         .await;
     assert_eq!(s, 202);
     let (s, b) = d
@@ -33,13 +36,21 @@ async fn every_action_leaves_exactly_one_entry() {
         )
         .await;
     assert_eq!(s, 202, "{b}");
-    let (s, _) = sender.post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({})).await;
+    let (s, _) = sender
+        .post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({}))
+        .await;
     assert_eq!(s, 200);
     let (s, _) = reader
-        .post("/api/v1/messages", json!({"to": "13800000001", "text": "四"}))
+        .post(
+            "/api/v1/messages",
+            json!({"to": "13800000001", "text": "四"}),
+        )
         .await;
     assert_eq!(s, 403);
-    assert!(d.running.reload().await, "reload of an unchanged file applies");
+    assert!(
+        d.running.reload().await,
+        "reload of an unchanged file applies"
+    );
     // Reads leave nothing.
     let _ = d.api.get("/api/v1/reports/delivery").await;
     let _ = reader.get("/api/v1/audit").await;
@@ -67,7 +78,12 @@ async fn every_action_leaves_exactly_one_entry() {
             e("sighup", "config_reload"),
         ]
     );
-    assert!(entries[1]["result"].as_str().unwrap().starts_with("refused: "));
+    assert!(
+        entries[1]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: ")
+    );
     assert_eq!(entries[0]["result"], json!("ok"));
     // Each sending entry names its batch, which is what the messages carry.
     assert_eq!(entries[3]["batch_id"], b["broadcast_id"]);
@@ -85,7 +101,10 @@ async fn every_action_leaves_exactly_one_entry() {
     assert_eq!(s, 200);
     assert_eq!(page["entries"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_i64().expect("more pages");
-    let (_, next) = d.api.get(&format!("/api/v1/audit?limit=10&cursor={cursor}")).await;
+    let (_, next) = d
+        .api
+        .get(&format!("/api/v1/audit?limit=10&cursor={cursor}"))
+        .await;
     assert_eq!(next["entries"].as_array().unwrap().len(), 4);
     assert_eq!(next["next_cursor"], json!(null));
     let (s, b) = d.api.get("/api/v1/audit?action=nonsense").await;
@@ -101,7 +120,12 @@ async fn refused_reload_is_audited_as_an_error() {
     assert!(!d.running.reload().await);
     let entries = audit(&d.api, "action=config_reload").await;
     assert_eq!(entries.len(), 1);
-    assert!(entries[0]["result"].as_str().unwrap().starts_with("error: "));
+    assert!(
+        entries[0]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: ")
+    );
     d.stop().await;
 }
 
@@ -128,7 +152,9 @@ async fn append_only_and_kept_at_least_six_months() {
             .expect_err(sql)
             .to_string();
         assert!(
-            err.contains("append-only") || err.contains("only by retention") || err.contains("gate"),
+            err.contains("append-only")
+                || err.contains("only by retention")
+                || err.contains("gate"),
             "{sql}: {err}"
         );
     }

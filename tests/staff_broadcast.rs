@@ -32,7 +32,11 @@ async fn audience_deduplicated_opt_outs_dry_run_and_cancel() {
     dry["dry_run"] = json!(true);
     let (s, preview) = desk.post("/api/v1/broadcasts", dry).await;
     assert_eq!(s, 200, "{preview}");
-    assert_eq!(d.api.queue().await["total"], json!(0), "a dry run queues nothing");
+    assert_eq!(
+        d.api.queue().await["total"],
+        json!(0),
+        "a dry run queues nothing"
+    );
 
     let (s, b) = desk.post("/api/v1/broadcasts", body).await;
     assert_eq!(s, 202, "{b}");
@@ -45,10 +49,19 @@ async fn audience_deduplicated_opt_outs_dry_run_and_cancel() {
         "A8 twice (station and area) and A4; A5's invalid number"
     );
     let text = b["text"].as_str().unwrap();
-    assert!(text.starts_with(NOTICE) && text.ends_with("回TD退订"), "{text}");
+    assert!(
+        text.starts_with(NOTICE) && text.ends_with("回TD退订"),
+        "{text}"
+    );
     assert_eq!(b["segments"], json!(2));
     assert_eq!(b["estimated_cost"], json!("0.10"));
-    for key in ["recipients", "segments", "estimated_cost", "opted_out", "skipped"] {
+    for key in [
+        "recipients",
+        "segments",
+        "estimated_cost",
+        "opted_out",
+        "skipped",
+    ] {
         assert_eq!(preview[key], b[key], "dry run and real run differ in {key}");
     }
     assert_eq!(preview["dry_run"], json!(true));
@@ -60,7 +73,10 @@ async fn audience_deduplicated_opt_outs_dry_run_and_cancel() {
     let mut to: Vec<&str> = msgs.iter().map(|m| m["to"].as_str().unwrap()).collect();
     to.sort();
     assert_eq!(to, vec!["+8613800000001", "+8613800000003"]);
-    assert!(msgs.iter().all(|m| m["text"] == json!(text) && m["state"] == json!("queued")));
+    assert!(
+        msgs.iter()
+            .all(|m| m["text"] == json!(text) && m["state"] == json!("queued"))
+    );
 
     // Held until not_before: cancel the whole broadcast by its id.
     let (s, c) = desk
@@ -76,7 +92,10 @@ async fn audience_deduplicated_opt_outs_dry_run_and_cancel() {
 
     // One entry for the broadcast (none for the dry run), one per cancellation.
     let entries = audit(&d.api, "actor=desk").await;
-    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, vec!["cancel", "cancel", "broadcast"]);
     assert_eq!(entries[2]["recipients"], json!(2));
     assert_eq!(entries[2]["batch_id"], json!(id));

@@ -21,37 +21,74 @@ async fn own_messages_yes_others_no_admin_any_and_counts() {
         )
         .await;
     assert_eq!(s, 202, "{mine}");
-    let ids: Vec<i64> = mine["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let ids: Vec<i64> = mine["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     let batch = mine["batch_id"].as_str().unwrap().to_owned();
     // One sent right away (not held), to show "already gone".
     let now_ids = sender
         .send(json!({"to": "13800000006", "text": "通知"}))
         .await;
-    d.api.wait_state(now_ids[0], &["sent", "delivered"], SOON).await;
+    d.api
+        .wait_state(now_ids[0], &["sent", "delivered"], SOON)
+        .await;
 
     // Another token may not cancel them, by id or by batch.
-    let (s, b) = desk.post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({})).await;
+    let (s, b) = desk
+        .post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({}))
+        .await;
     assert_eq!(s, 403, "{b}");
-    let (s, b) = desk.post(&format!("/api/v1/sends/{batch}/cancel"), json!({})).await;
+    let (s, b) = desk
+        .post(&format!("/api/v1/sends/{batch}/cancel"), json!({}))
+        .await;
     assert_eq!(s, 403, "{b}");
     assert_eq!(d.api.state(ids[0]).await, "queued");
 
     // The owner cancels one, then the rest of the batch.
-    let (s, b) = sender.post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({})).await;
-    assert_eq!((s, b.clone()), (200, json!({"cancelled": 1, "already_gone": 0})), "{b}");
-    let (s, b) = sender.post(&format!("/api/v1/sends/{batch}/cancel"), json!({})).await;
-    assert_eq!((s, b.clone()), (200, json!({"cancelled": 2, "already_gone": 1})), "{b}");
+    let (s, b) = sender
+        .post(&format!("/api/v1/messages/{}/cancel", ids[0]), json!({}))
+        .await;
+    assert_eq!(
+        (s, b.clone()),
+        (200, json!({"cancelled": 1, "already_gone": 0})),
+        "{b}"
+    );
+    let (s, b) = sender
+        .post(&format!("/api/v1/sends/{batch}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (s, b.clone()),
+        (200, json!({"cancelled": 2, "already_gone": 1})),
+        "{b}"
+    );
     for id in &ids {
         assert_eq!(d.api.state(*id).await, "cancelled");
     }
     // A sent message is not cancelled; admin may try on anyone's.
-    let (s, b) = d.api.post(&format!("/api/v1/messages/{}/cancel", now_ids[0]), json!({})).await;
-    assert_eq!((s, b.clone()), (200, json!({"cancelled": 0, "already_gone": 1})), "{b}");
+    let (s, b) = d
+        .api
+        .post(
+            &format!("/api/v1/messages/{}/cancel", now_ids[0]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, b.clone()),
+        (200, json!({"cancelled": 0, "already_gone": 1})),
+        "{b}"
+    );
     assert_ne!(d.api.state(now_ids[0]).await, "cancelled");
     // Unknown targets: 404.
-    let (s, _) = sender.post("/api/v1/messages/999999/cancel", json!({})).await;
+    let (s, _) = sender
+        .post("/api/v1/messages/999999/cancel", json!({}))
+        .await;
     assert_eq!(s, 404);
-    let (s, _) = sender.post("/api/v1/sends/no-such-batch/cancel", json!({})).await;
+    let (s, _) = sender
+        .post("/api/v1/sends/no-such-batch/cancel", json!({}))
+        .await;
     assert_eq!(s, 404);
 
     let entries = audit(&d.api, "action=cancel").await;

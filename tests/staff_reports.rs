@@ -41,7 +41,13 @@ async fn reports_add_up_against_a_seeded_scenario() {
         .call(move |c| {
             let p = gridsms::phone::normalise("13800000007").expect("phone");
             gridsms::store::contacts::upsert_binding(
-                c, &p, "A9", ContactSource::Legacy, BindingStatus::Active, None, now,
+                c,
+                &p,
+                "A9",
+                ContactSource::Legacy,
+                BindingStatus::Active,
+                None,
+                now,
             )
         })
         .await
@@ -53,7 +59,13 @@ async fn reports_add_up_against_a_seeded_scenario() {
         .post("/api/v1/messages", json!({"account": "A1", "text": LONG}))
         .await;
     assert_eq!(s, 202, "{b}");
-    finished.extend(b["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()));
+    finished.extend(
+        b["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap()),
+    );
     for to in ["13800000007", "13800000008", "13800000008", "13800000009"] {
         finished.extend(api.send(json!({"to": to, "text": "短信"})).await);
     }
@@ -66,7 +78,10 @@ async fn reports_add_up_against_a_seeded_scenario() {
         .send(json!({"to": "13800000012", "text": "短信", "not_before": later}))
         .await;
     let (s, _) = api
-        .post(&format!("/api/v1/messages/{}/cancel", cancelled[0]), json!({}))
+        .post(
+            &format!("/api/v1/messages/{}/cancel", cancelled[0]),
+            json!({}),
+        )
         .await;
     assert_eq!(s, 200);
     for id in &finished {
@@ -78,15 +93,26 @@ async fn reports_add_up_against_a_seeded_scenario() {
     assert_eq!(s, 200, "{r}");
     let t = &r["totals"];
     assert_eq!(
-        [&t["accepted"], &t["delivered"], &t["failed"], &t["queued"], &t["cancelled"], &t["sent"], &t["expired"]]
-            .map(n),
+        [
+            &t["accepted"],
+            &t["delivered"],
+            &t["failed"],
+            &t["queued"],
+            &t["cancelled"],
+            &t["sent"],
+            &t["expired"]
+        ]
+        .map(n),
         [9, 3, 4, 1, 1, 0, 0],
         "{r}"
     );
     // Segments on air: A1's two phones × 2 + four short ones + 2 for 18600000001, and each
     // SIM's share is what its simulator received.
     assert_eq!(n(&t["segments"]), 10, "{r}");
-    let (on_m1, on_m2) = (env.sim("m1").sent().len() as i64, env.sim("m2").sent().len() as i64);
+    let (on_m1, on_m2) = (
+        env.sim("m1").sent().len() as i64,
+        env.sim("m2").sent().len() as i64,
+    );
     assert_eq!(on_m1 + on_m2, 10);
     // Cost: m1's own price ¥0.05, m2's carrier price (China Unicom) ¥0.06.
     let cost_units = on_m1 * 500 + on_m2 * 600;
@@ -94,15 +120,34 @@ async fn reports_add_up_against_a_seeded_scenario() {
     let expected_cost = format!("{}.{:02}", cost_units / 10_000, (cost_units % 10_000) / 100);
     assert_eq!(t["cost"], json!(expected_cost));
     let rows = r["rows"].as_array().unwrap();
-    for key in ["accepted", "delivered", "failed", "queued", "cancelled", "segments", "cost_units"] {
+    for key in [
+        "accepted",
+        "delivered",
+        "failed",
+        "queued",
+        "cancelled",
+        "segments",
+        "cost_units",
+    ] {
         let sum: i64 = rows.iter().map(|row| row[key].as_i64().unwrap()).sum();
-        assert_eq!(sum, t[key].as_i64().unwrap(), "rows do not add up in {key}: {r}");
+        assert_eq!(
+            sum,
+            t[key].as_i64().unwrap(),
+            "rows do not add up in {key}: {r}"
+        );
     }
     for row in rows {
-        let parts: u64 = ["queued", "sent", "delivered", "failed", "expired", "cancelled"]
-            .iter()
-            .map(|k| n(&row[k]))
-            .sum();
+        let parts: u64 = [
+            "queued",
+            "sent",
+            "delivered",
+            "failed",
+            "expired",
+            "cancelled",
+        ]
+        .iter()
+        .map(|k| n(&row[k]))
+        .sum();
         assert_eq!(parts, n(&row["accepted"]), "{row}");
     }
     // A1's messages carry its station; per SIM rows carry that SIM's price.
@@ -112,7 +157,11 @@ async fn reports_add_up_against_a_seeded_scenario() {
         .collect();
     let sum = |rows: &[&Value], k: &str| rows.iter().map(|r| n(&r[k])).sum::<u64>();
     assert_eq!(
-        (sum(&a1, "accepted"), sum(&a1, "delivered"), sum(&a1, "segments")),
+        (
+            sum(&a1, "accepted"),
+            sum(&a1, "delivered"),
+            sum(&a1, "segments")
+        ),
         (2, 2, 4),
         "{r}"
     );
@@ -122,7 +171,11 @@ async fn reports_add_up_against_a_seeded_scenario() {
             Some("m2") => 600,
             _ => 0,
         };
-        assert_eq!(row["cost_units"], json!(price * n(&row["segments"]) as i64), "{row}");
+        assert_eq!(
+            row["cost_units"],
+            json!(price * n(&row["segments"]) as i64),
+            "{row}"
+        );
         assert_eq!(row["priced"], json!(true), "{row}");
     }
 
@@ -131,13 +184,23 @@ async fn reports_add_up_against_a_seeded_scenario() {
     let (s, f) = api.get("/api/v1/reports/failed-numbers").await;
     assert_eq!(s, 200, "{f}");
     let numbers = f["numbers"].as_array().unwrap();
-    let listed: Vec<&str> = numbers.iter().map(|x| x["number"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = numbers
+        .iter()
+        .map(|x| x["number"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, vec!["+8613800000007", "+8613800000008"], "{f}");
     assert_eq!(numbers[0]["permanent_failures"], json!(1));
     assert_eq!(numbers[0]["accounts"], json!(["A9"]));
-    assert!(numbers[0]["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(
+        numbers[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
     assert_eq!(
-        (&numbers[1]["permanent_failures"], &numbers[1]["failed_messages"]),
+        (
+            &numbers[1]["permanent_failures"],
+            &numbers[1]["failed_messages"]
+        ),
         (&json!(0), &json!(2))
     );
 
@@ -183,7 +246,11 @@ async fn reports_add_up_against_a_seeded_scenario() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = String::from_utf8(out.stdout).expect("UTF-8");
     assert!(csv.starts_with('\u{feff}'), "no BOM");
     let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
@@ -191,7 +258,10 @@ async fn reports_add_up_against_a_seeded_scenario() {
     assert_eq!(lines.len(), rows.len() + 2, "{csv}");
     let total = lines.last().unwrap();
     let tail = format!(",9,1,0,3,4,0,1,10,¥{expected_cost}");
-    assert!(total.starts_with("合计,") && total.ends_with(&tail), "{total}");
+    assert!(
+        total.starts_with("合计,") && total.ends_with(&tail),
+        "{total}"
+    );
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%Y-%m-%d")

@@ -104,7 +104,9 @@ async fn station_token_allowed_within_refused_outside_and_audited() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|row| row["station"].as_str().is_some_and(|s| s.starts_with("330112"))),
+            .all(|row| row["station"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("330112"))),
         "{r}"
     );
     let (s, r) = station.get("/api/v1/reports/sims").await;
@@ -152,7 +154,10 @@ async fn outage_hook_checks_feeders_and_areas_against_stations() {
     let (station, desk) = (token("station-a"), token("desk"));
     let dir = d.running.shared.directory();
     let areas = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(check_outage(&station, dir.as_ref(), Some("F1"), &[]).await, Ok(()));
+    assert_eq!(
+        check_outage(&station, dir.as_ref(), Some("F1"), &[]).await,
+        Ok(())
+    );
     assert_eq!(
         check_outage(&station, dir.as_ref(), None, &areas(&["T1", "T2"])).await,
         Ok(())
@@ -171,7 +176,10 @@ async fn outage_hook_checks_feeders_and_areas_against_stations() {
         Err(ScopeError::Unavailable(_))
     ));
     // A bureau-wide outage token passes (the 95598 desk names any feeder).
-    assert_eq!(check_outage(&desk, dir.as_ref(), Some("F3"), &[]).await, Ok(()));
+    assert_eq!(
+        check_outage(&desk, dir.as_ref(), Some("F3"), &[]).await,
+        Ok(())
+    );
     d.stop().await;
 }
 

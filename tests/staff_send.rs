@@ -24,10 +24,22 @@ async fn send_by_account_reaches_marketing_and_bound_phones_minus_opt_outs() {
             let bound = gridsms::phone::normalise("13900000009").expect("phone");
             let pending = gridsms::phone::normalise("13900000010").expect("phone");
             gridsms::store::contacts::upsert_binding(
-                c, &bound, "A1", ContactSource::Sms, BindingStatus::Active, None, now,
+                c,
+                &bound,
+                "A1",
+                ContactSource::Sms,
+                BindingStatus::Active,
+                None,
+                now,
             )?;
             gridsms::store::contacts::upsert_binding(
-                c, &pending, "A1", ContactSource::Sms, BindingStatus::Pending, None, now,
+                c,
+                &pending,
+                "A1",
+                ContactSource::Sms,
+                BindingStatus::Pending,
+                None,
+                now,
             )
         })
         .await
@@ -57,9 +69,7 @@ async fn send_by_account_reaches_marketing_and_bound_phones_minus_opt_outs() {
     );
     // They really go out through the modem.
     for id in &ids {
-        d.api
-            .wait_state(*id, &["sent", "delivered"], SOON)
-            .await;
+        d.api.wait_state(*id, &["sent", "delivered"], SOON).await;
     }
     let sent: Vec<String> = env.sim("m1").sent().iter().map(|m| m.to.clone()).collect();
     assert!(sent.iter().any(|t| t.ends_with("13800000001")), "{sent:?}");
@@ -101,13 +111,22 @@ async fn unknown_account_404_no_phone_422_both_audited_nothing_queued() {
         .post("/api/v1/messages", json!({"account": "NOPE", "text": TEXT}))
         .await;
     assert_eq!(s, 404, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("unknown account NOPE"), "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown account NOPE"),
+        "{b}"
+    );
     let (s, b) = d
         .api
         .post("/api/v1/messages", json!({"account": "A8", "text": TEXT}))
         .await;
     assert_eq!(s, 422, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("no valid phone"), "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("no valid phone"),
+        "{b}"
+    );
     // to and account together: a plain 400, naming the field
     let (s, b) = d
         .api
@@ -120,10 +139,19 @@ async fn unknown_account_404_no_phone_422_both_audited_nothing_queued() {
     assert_eq!(b["field"], json!("account"));
     assert_eq!(d.api.queue().await["total"], json!(0));
     let entries = audit(&d.api, "action=send_by_account").await;
-    let results: Vec<&str> = entries.iter().map(|e| e["result"].as_str().unwrap()).collect();
+    let results: Vec<&str> = entries
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
     assert_eq!(results.len(), 2, "{entries:?}");
-    assert!(results[0].starts_with("refused: account A8 has no valid phone"), "{results:?}");
-    assert!(results[1].starts_with("refused: unknown account NOPE"), "{results:?}");
+    assert!(
+        results[0].starts_with("refused: account A8 has no valid phone"),
+        "{results:?}"
+    );
+    assert!(
+        results[1].starts_with("refused: unknown account NOPE"),
+        "{results:?}"
+    );
     d.stop().await;
 }
 
@@ -145,7 +173,10 @@ async fn opt_outs_apply_to_sends_by_phone_and_only_admin_overrides() {
     assert_eq!(b["opted_out"], json!(["+8613800000001"]));
     // Everyone opted out: 422, nothing queued.
     let (s, b) = sender
-        .post("/api/v1/messages", json!({"to": "13800000001", "text": TEXT}))
+        .post(
+            "/api/v1/messages",
+            json!({"to": "13800000001", "text": TEXT}),
+        )
         .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(d.api.queue().await["total"], json!(1));

@@ -121,7 +121,12 @@ pub async fn audit(api: &Api, query: &str) -> Vec<Value> {
 pub async fn recipients_of(api: &Api, ids: &[i64]) -> Vec<String> {
     let mut out = Vec::new();
     for id in ids {
-        out.push(api.message(*id).await["to"].as_str().unwrap_or("?").to_owned());
+        out.push(
+            api.message(*id).await["to"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+        );
     }
     out.sort();
     out
