@@ -1,11 +1,13 @@
 //! The HTTP JSON API under `/api/v1/`, plus `/healthz` and `/metrics`.
 //!
 //! Every `/api/v1/` route needs `Authorization: Bearer <token>`; the token's scopes decide what
-//! it may do (`read`, `send`, `outage`, `broadcast`, `admin`). Errors are JSON
+//! it may do (`read`, `send`, `outage`, `broadcast`, `admin`) and its `stations` which customers
+//! it reaches ([`scope`]). Errors are JSON
 //! `{"error": "...", "field": "..."|null}` with the status code saying what kind: 400 bad
-//! request (the field is named), 401 no or unknown token, 403 scope missing, 404, 409
-//! idempotency conflict, 503 storage unavailable. A message is committed to SQLite before any
-//! 2xx answer.
+//! request (the field is named), 401 no or unknown token, 403 scope or station refused
+//! (audited), 404, 409 idempotency conflict, 422 nothing to send, 503 storage or marketing
+//! database unavailable. A message is committed to SQLite, with its audit entry, before any
+//! 2xx answer. Every route is described in [`openapi`] (`/api/v1/openapi.json`).
 
 mod audit;
 mod broadcasts;
