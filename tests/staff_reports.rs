@@ -270,3 +270,36 @@ async fn reports_add_up_against_a_seeded_scenario() {
     let _ = held;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn report_queries_run_on_their_own_reader_and_are_interrupted_past_their_deadline() {
+    use gridsms::reports::{Period, query};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let store = gridsms::store::Store::open(&path).await.unwrap();
+    let now = chrono::Utc::now();
+    let msgs: Vec<gridsms::store::NewMessage> = (0..5_000)
+        .map(|i| {
+            gridsms::store::NewMessage::new(
+                gridsms::phone::normalise(&format!("138{i:08}")).unwrap(),
+                "短信",
+                gridsms::message::Category::Manual,
+            )
+        })
+        .collect();
+    store.enqueue_bulk(msgs, now).await.unwrap();
+    let period = Period {
+        from: now - chrono::Duration::hours(1),
+        to: now + chrono::Duration::hours(1),
+    };
+    // The reader sees what the store thread committed, while the store stays open.
+    let reader = query::open_reader(&path, std::time::Duration::from_secs(30)).unwrap();
+    let agg = query::delivery(&reader, period, chrono_tz::Asia::Shanghai, &[]).unwrap();
+    assert_eq!(agg.finish(period, |_| None).totals.counts.queued, 5_000);
+    // It cannot write.
+    assert!(reader.execute("DELETE FROM messages", []).is_err());
+    // Past its deadline SQLite interrupts the query: an error, not a hang.
+    let late = query::open_reader(&path, std::time::Duration::ZERO).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert!(query::delivery(&late, period, chrono_tz::Asia::Shanghai, &[]).is_err());
+}

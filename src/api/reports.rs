@@ -77,6 +77,23 @@ pub(crate) fn period(
     Ok(Period { from, to })
 }
 
+/// Runs a report query on a read-only connection of its own (off the store thread, bounded by
+/// [`reports::query::REPORT_TIMEOUT`]).
+async fn on_reader<R, F>(shared: &Shared, f: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<R, crate::store::StoreError> + Send + 'static,
+{
+    let path = shared.config().storage.path.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = reports::query::open_reader(&path, reports::query::REPORT_TIMEOUT)?;
+        f(&conn)
+    })
+    .await
+    .map_err(ApiError::unavailable)?
+    .map_err(super::messages::store_error)
+}
+
 fn month_start(tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
     let local = now.with_timezone(&tz).date_naive();
     local_midnight(tz, local.with_day(1).unwrap_or(local))
@@ -108,11 +125,10 @@ pub async fn delivery(
 ) -> Result<Json<DeliveryReport>, ApiError> {
     let (period, tz) = read_period(&shared, &caller, q).await?;
     let stations = caller.0.stations.clone();
-    let agg = shared
-        .store
-        .call(move |c| reports::query::delivery(c, period, tz, &stations))
-        .await
-        .map_err(super::messages::store_error)?;
+    let agg = on_reader(&shared, move |c| {
+        reports::query::delivery(c, period, tz, &stations)
+    })
+    .await?;
     let config = shared.config();
     let live = shared.modems();
     Ok(Json(agg.finish(period, |modem| {
@@ -128,11 +144,10 @@ pub async fn failed_numbers(
     let (period, _) = read_period(&shared, &caller, q).await?;
     let threshold = shared.config().reports.temporary_failures;
     let stations = caller.0.stations.clone();
-    let numbers = shared
-        .store
-        .call(move |c| reports::query::failed_numbers(c, period, threshold, &stations))
-        .await
-        .map_err(super::messages::store_error)?;
+    let numbers = on_reader(&shared, move |c| {
+        reports::query::failed_numbers(c, period, threshold, &stations)
+    })
+    .await?;
     Ok(Json(FailedNumbersReport {
         period,
         threshold,
@@ -168,11 +183,10 @@ pub async fn sims(
         label(period.from),
         label(period.to - Duration::milliseconds(1)),
     );
-    let months = shared
-        .store
-        .call(move |c| reports::query::sim_months(c, &first, &last))
-        .await
-        .map_err(super::messages::store_error)?;
+    let months = on_reader(&shared, move |c| {
+        reports::query::sim_months(c, &first, &last)
+    })
+    .await?;
     let months = months
         .into_iter()
         .map(|(month, iccid, segments)| {

@@ -183,3 +183,29 @@ pub fn sim_months(
     }
     Ok(out)
 }
+
+/// Longest a report query may run before SQLite interrupts it.
+pub const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A read-only connection of its own for report queries: WAL lets it read while the store
+/// thread writes, so a month-long report (about 0.5 s per 200,000 messages, see
+/// `benches/staff.rs`) never holds up sending. SQLite interrupts it after `timeout`.
+pub fn open_reader(
+    path: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA query_only = ON")?;
+    let deadline = std::time::Instant::now() + timeout;
+    conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline));
+    Ok(conn)
+}
