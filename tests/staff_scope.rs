@@ -111,6 +111,34 @@ async fn station_token_allowed_within_refused_outside_and_audited() {
     );
     let (s, r) = station.get("/api/v1/reports/sims").await;
     assert_eq!(s, 403, "{r}");
+
+    // Messages of other stations are invisible to it (listing and by id); its own and its
+    // stations' are visible.
+    let (s, other) = d
+        .api
+        .post("/api/v1/messages", json!({"account": "A6", "text": TEXT}))
+        .await;
+    assert_eq!(s, 202, "{other}");
+    let other_id = other["ids"][0].as_i64().unwrap();
+    let (s, _) = station.get(&format!("/api/v1/messages/{other_id}")).await;
+    assert_eq!(s, 404);
+    let (s, _) = d.api.get(&format!("/api/v1/messages/{other_id}")).await;
+    assert_eq!(s, 200);
+    let (s, list) = station.get("/api/v1/messages?limit=1000").await;
+    assert_eq!(s, 200);
+    let seen: Vec<i64> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert!(!seen.is_empty() && !seen.contains(&other_id), "{list}");
+    let (_, all) = d.api.get("/api/v1/messages?limit=1000").await;
+    assert_eq!(
+        all["messages"].as_array().unwrap().len(),
+        seen.len() + 1,
+        "everything but A6's message is the station's"
+    );
     d.stop().await;
 }
 

@@ -16,6 +16,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -548,8 +549,12 @@ pub async fn get_one(
         .parse()
         .map_err(|_| ApiError::bad_field("id", "not a message id"))?;
     match shared.store.get(id).await.map_err(store_error)? {
-        Some(detail) => Ok(Json(detail_view(detail))),
-        None => Err(ApiError::not_found(format!("no message {id}"))),
+        Some(detail) if visible(&shared, &caller, &[id]).await?.contains(&id) => {
+            Ok(Json(detail_view(detail)))
+        }
+        // A station-scoped token is told "no message" for another station's: same answer as
+        // for an id that does not exist, so ids do not leak which stations were messaged.
+        _ => Err(ApiError::not_found(format!("no message {id}"))),
     }
 }
 
@@ -596,10 +601,13 @@ pub async fn list(
         before_id: q.cursor,
     };
     let page = shared.store.list(filter).await.map_err(store_error)?;
+    let ids: Vec<i64> = page.messages.iter().map(|m| m.id).collect();
+    let visible = visible(&shared, &caller, &ids).await?;
     Ok(Json(ListPage {
         messages: page
             .messages
             .into_iter()
+            .filter(|m| visible.contains(&m.id))
             .map(|m| view(m, Vec::new()))
             .collect(),
         next_cursor: page.next_cursor,
@@ -733,4 +741,47 @@ pub async fn cancel_batch(
         format!("send {batch}"),
     )
     .await
+}
+
+/// Which of `ids` the caller may see: all for a bureau-wide token; for a station-scoped one,
+/// messages of its stations and messages it sent itself. (A page of a scoped token's listing
+/// may therefore hold fewer than `limit` messages; `next_cursor` still pages on.)
+async fn visible(
+    shared: &Shared,
+    caller: &Caller,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, ApiError> {
+    if !caller.0.is_station_scoped() {
+        return Ok(ids.iter().copied().collect());
+    }
+    let ids = ids.to_vec();
+    let mine = format!("api:{}", caller.0.name);
+    let rows: Vec<(i64, Option<String>, Option<String>)> = shared
+        .store
+        .call(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, station, origin FROM messages WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(row) = stmt
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?
+                {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, station, origin)| {
+            origin.as_deref() == Some(mine.as_str())
+                || station
+                    .as_deref()
+                    .is_some_and(|s| caller.0.covers_station(s))
+        })
+        .map(|(id, _, _)| id)
+        .collect())
 }

@@ -188,7 +188,7 @@ pub fn sim_months(
 pub const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A read-only connection of its own for report queries: WAL lets it read while the store
-/// thread writes, so a month-long report (about 0.5 s per 200,000 messages, see
+/// thread writes, so a month-long report (0.5 to 0.7 s per 200,000 messages, see
 /// `benches/staff.rs`) never holds up sending. SQLite interrupts it after `timeout`.
 pub fn open_reader(
     path: &std::path::Path,
