@@ -116,3 +116,47 @@ async fn own_messages_yes_others_no_admin_any_and_counts() {
     );
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_cancels_the_notices_of_an_outage_it_entered() {
+    let env = env_with("").await;
+    let d = start(&env).await;
+    // Notices as the outage desk queues them for a manual outage: origin outage:TOKEN.
+    let later = d.running.shared.clock.now() + chrono::Duration::hours(6);
+    let msgs: Vec<gridsms::store::NewMessage> = ["13800000001", "13800000003"]
+        .iter()
+        .map(|p| gridsms::store::NewMessage {
+            origin: Some("outage:desk".into()),
+            batch_id: Some("outage-7".into()),
+            not_before: Some(later),
+            ..gridsms::store::NewMessage::new(
+                gridsms::phone::normalise(p).unwrap(),
+                "停电通知",
+                gridsms::message::Category::Outage,
+            )
+        })
+        .collect();
+    d.running
+        .shared
+        .store
+        .enqueue_bulk(msgs, d.running.shared.clock.now())
+        .await
+        .unwrap();
+    let (s, b) = d
+        .api
+        .with_token(Some(SEND_TOKEN))
+        .post("/api/v1/sends/outage-7/cancel", json!({}))
+        .await;
+    assert_eq!(s, 403, "not the sender's: {b}");
+    let (s, b) = d
+        .api
+        .with_token(Some(DESK_TOKEN))
+        .post("/api/v1/sends/outage-7/cancel", json!({}))
+        .await;
+    assert_eq!(
+        (s, b.clone()),
+        (200, json!({"cancelled": 2, "already_gone": 0})),
+        "{b}"
+    );
+    d.stop().await;
+}

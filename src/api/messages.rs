@@ -631,6 +631,15 @@ enum CancelOutcome {
     Done(Cancelled),
 }
 
+/// The `origin` values of messages a token made: its API sends and broadcasts (`api:NAME`)
+/// and the notices of outages it entered by hand (`outage:NAME`).
+fn own_origins(caller: &Caller) -> (String, String) {
+    (
+        format!("api:{}", caller.0.name),
+        format!("outage:{}", caller.0.name),
+    )
+}
+
 /// Cancels queued messages of `target` in one store call with its audit entry. Only the
 /// caller's own messages (origin `api:{token}`) unless it holds `admin`.
 async fn cancel_audited(
@@ -640,7 +649,7 @@ async fn cancel_audited(
     label: String,
 ) -> Result<Json<Cancelled>, ApiError> {
     let now = shared.clock.now();
-    let mine = format!("api:{}", caller.0.name);
+    let (mine, mine_outage) = own_origins(caller);
     let admin = caller.0.allows(Scope::Admin);
     let entry =
         AuditEntry::new(now, caller.0.name.clone(), AuditAction::Cancel).target(label.clone());
@@ -656,16 +665,18 @@ async fn cancel_audited(
                     CancelTarget::Ids(ids) => {
                         let id = ids.first().copied().unwrap_or_default();
                         conn.query_row(
-                            "SELECT count(*), count(*) FILTER (WHERE origin IS NOT ?2)
+                            "SELECT count(*),
+                                    count(*) FILTER (WHERE origin IS NOT ?2 AND origin IS NOT ?3)
                              FROM messages WHERE id = ?1",
-                            rusqlite::params![id, mine],
+                            rusqlite::params![id, mine, mine_outage],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )?
                     }
                     CancelTarget::Batch(b) => conn.query_row(
-                        "SELECT count(*), count(*) FILTER (WHERE origin IS NOT ?2)
+                        "SELECT count(*),
+                                count(*) FILTER (WHERE origin IS NOT ?2 AND origin IS NOT ?3)
                          FROM messages WHERE batch_id = ?1",
-                        rusqlite::params![b, mine],
+                        rusqlite::params![b, mine, mine_outage],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?,
                 };
@@ -755,7 +766,7 @@ async fn visible(
         return Ok(ids.iter().copied().collect());
     }
     let ids = ids.to_vec();
-    let mine = format!("api:{}", caller.0.name);
+    let (mine, mine_outage) = own_origins(caller);
     let rows: Vec<(i64, Option<String>, Option<String>)> = shared
         .store
         .call(move |conn| {
@@ -778,6 +789,7 @@ async fn visible(
         .into_iter()
         .filter(|(_, station, origin)| {
             origin.as_deref() == Some(mine.as_str())
+                || origin.as_deref() == Some(mine_outage.as_str())
                 || station
                     .as_deref()
                     .is_some_and(|s| caller.0.covers_station(s))
