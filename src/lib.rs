@@ -21,6 +21,7 @@
 //! - [`store`]: the SQLite outbox, quotas and migrations.
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 //! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
+//! - [`reports`]: delivery statistics, failed numbers, SIM usage and cost; JSON and CSV.
 
 pub mod api;
 pub mod at;
@@ -33,6 +34,7 @@ pub mod message;
 pub mod modem;
 pub mod pdu;
 pub mod phone;
+pub mod reports;
 pub mod sim;
 pub mod store;
 pub mod systemd;

@@ -124,6 +124,8 @@ fn production_example_documents_every_key() {
         "listen",
         "secret_file",
         "scopes",
+        "stations",
+        "temporary_failures",
         "level",
         "format",
     ];

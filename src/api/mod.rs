@@ -1,15 +1,22 @@
 //! The HTTP JSON API under `/api/v1/`, plus `/healthz` and `/metrics`.
 //!
 //! Every `/api/v1/` route needs `Authorization: Bearer <token>`; the token's scopes decide what
-//! it may do (`read`, `send`, `outage`, `broadcast`, `admin`). Errors are JSON
+//! it may do (`read`, `send`, `outage`, `broadcast`, `admin`) and its `stations` which customers
+//! it reaches ([`scope`]). Errors are JSON
 //! `{"error": "...", "field": "..."|null}` with the status code saying what kind: 400 bad
-//! request (the field is named), 401 no or unknown token, 403 scope missing, 404, 409
-//! idempotency conflict, 503 storage unavailable. A message is committed to SQLite before any
-//! 2xx answer.
+//! request (the field is named), 401 no or unknown token, 403 scope or station refused
+//! (audited), 404, 409 idempotency conflict, 422 nothing to send, 503 storage or marketing
+//! database unavailable. A message is committed to SQLite, with its audit entry, before any
+//! 2xx answer. Every route is described in [`openapi`] (`/api/v1/openapi.json`).
 
+mod audit;
+mod broadcasts;
 mod error;
 mod jobs;
 mod messages;
+pub mod openapi;
+mod reports;
+pub mod scope;
 mod status;
 
 pub use error::ApiError;
@@ -35,6 +42,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(messages::create).get(messages::list),
         )
         .route("/api/v1/messages/{id}", get(messages::get_one))
+        .route("/api/v1/messages/{id}/cancel", post(messages::cancel_one))
+        .route(
+            "/api/v1/sends/{batch_id}/cancel",
+            post(messages::cancel_batch),
+        )
+        .route("/api/v1/broadcasts", post(broadcasts::create))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/reports/delivery", get(reports::delivery))
+        .route(
+            "/api/v1/reports/failed-numbers",
+            get(reports::failed_numbers),
+        )
+        .route("/api/v1/reports/sims", get(reports::sims))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
         .route("/api/v1/jobs", get(jobs::list))

@@ -28,8 +28,11 @@ pub struct ApiArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Recipient mobile number; repeat for several.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "account", conflicts_with = "account")]
     pub to: Vec<String>,
+    /// A customer account instead: its contact phones, minus opt-outs.
+    #[arg(long)]
+    pub account: Option<String>,
     /// Message text.
     #[arg(long)]
     pub text: String,
@@ -165,7 +168,10 @@ pub(super) fn finish(result: Result<()>) -> ExitCode {
 pub fn send(args: SendArgs) -> ExitCode {
     finish((|| {
         let client = Client::new(&args.api, Scope::Send)?;
-        let mut body = json!({"to": args.to, "text": args.text});
+        let mut body = match &args.account {
+            Some(account) => json!({"account": account, "text": args.text}),
+            None => json!({"to": args.to, "text": args.text}),
+        };
         if let Some(c) = &args.category {
             body["category"] = json!(c);
         }
@@ -186,6 +192,15 @@ pub fn send(args: SendArgs) -> ExitCode {
                 ids.join(", "),
                 answer["segments"],
                 ids.first().map_or("", String::as_str)
+            );
+            let opted_out = answer["opted_out"].as_array().map_or(0, Vec::len);
+            if opted_out > 0 {
+                println!("left out (opted out): {}", text(&answer["opted_out"]));
+            }
+            println!(
+                "batch {}: `gridsms cancel --batch {}` stops what is still queued",
+                text(&answer["batch_id"]),
+                text(&answer["batch_id"])
             );
         }
         Ok(())

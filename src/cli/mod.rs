@@ -1,7 +1,9 @@
 //! Command-line parsing and dispatch. Each subcommand group lives in its own file; `anyhow`
 //! is used only here, at the edge.
 
+mod audit;
 mod backup;
+mod broadcast;
 mod client;
 mod config;
 mod daemon;
@@ -9,6 +11,7 @@ mod detect;
 mod jobs;
 mod modem;
 mod pdu;
+mod report;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +54,14 @@ pub enum Command {
     Jobs(jobs::JobsArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
+    /// Broadcast to the customers of stations, feeders or areas (or preview with --dry-run).
+    Broadcast(broadcast::BroadcastArgs),
+    /// Cancel a queued message or what is still queued of a whole send.
+    Cancel(broadcast::CancelArgs),
+    /// The audit trail: who did what, when, to how many.
+    Audit(audit::AuditArgs),
+    /// Delivery statistics, failed numbers, SIM usage; --csv for spreadsheets.
+    Report(report::ReportArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -72,5 +83,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
         Command::Jobs(args) => jobs::run(args),
+        Command::Broadcast(args) => broadcast::broadcast(args),
+        Command::Cancel(args) => broadcast::cancel(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

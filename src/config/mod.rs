@@ -14,10 +14,12 @@ mod duration;
 mod locate;
 pub mod marketing;
 mod raw;
+mod staff;
 mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
+pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};
@@ -51,6 +53,7 @@ pub struct Config {
     /// `[marketing]`: the billing database and its polling jobs; `None` = no jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marketing: Option<marketing::MarketingConfig>,
+    pub reports: ReportsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -287,8 +290,8 @@ impl ApiConfig {
     }
 }
 
-/// A bearer token: who it is, what it may do. (Supply-station scopes, `stations`, come later
-/// as another field here.)
+/// A bearer token: who it is, what it may do, and (when `stations` is not empty) which
+/// supply stations' customers it may reach.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiToken {
     pub name: String,
@@ -297,9 +300,28 @@ pub struct ApiToken {
     #[serde(skip)]
     pub secret: Secret,
     pub scopes: Vec<Scope>,
+    /// Organisation-code prefixes of the supply stations this token is limited to; empty for
+    /// a bureau-wide token. See `api::scope`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<String>,
 }
 
 impl ApiToken {
+    /// Limited to some supply stations.
+    pub fn is_station_scoped(&self) -> bool {
+        !self.stations.is_empty()
+    }
+
+    /// Whether `station` (an organisation code) lies within this token's stations; always
+    /// true for a bureau-wide token.
+    pub fn covers_station(&self, station: &str) -> bool {
+        self.stations.is_empty()
+            || self
+                .stations
+                .iter()
+                .any(|p| station.starts_with(p.as_str()))
+    }
+
     /// `admin` includes every other scope.
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)

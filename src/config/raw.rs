@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
     pub marketing: Option<super::marketing::RawMarketing>,
+    pub reports: Option<super::staff::RawReports>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +95,7 @@ pub struct RawToken {
     pub name: Option<String>,
     pub secret_file: Option<String>,
     pub scopes: Option<Vec<String>>,
+    pub stations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -77,6 +77,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
     let marketing = raw
         .marketing
         .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));
+    let reports = super::staff::reports(raw.reports, &root.key("reports"), p);
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -85,6 +86,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         api,
         log,
         marketing,
+        reports,
     })
 }
 
@@ -747,11 +749,14 @@ fn api(raw: RawApi, base: &Path, at: &KeyPath, p: &mut Problems) -> ApiConfig {
                 }
             }
         }
+        let stations =
+            super::staff::token_stations(t.stations, scopes.contains(&Scope::Admin), &at, p);
         tokens.push(ApiToken {
             name,
             secret_file,
             secret,
             scopes,
+            stations,
         });
     }
     ApiConfig { listen, tokens }

@@ -187,6 +187,8 @@ impl Running {
     pub async fn reload(&self) -> bool {
         self.notifier.reloading();
         let applied = reload(&self.config_path, &self.shared, &self.control).await;
+        crate::store::audit::record_alone(&self.shared.store, reload_entry(&self.shared, applied))
+            .await;
         self.notifier.ready(&status_line(&self.shared).await);
         applied
     }
@@ -228,6 +230,19 @@ pub async fn run(
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// The audit entry of a reload (actor "sighup": reloads come from the signal).
+fn reload_entry(shared: &Shared, applied: bool) -> crate::store::audit::AuditEntry {
+    use crate::store::audit::{AuditAction, AuditEntry, AuditResult};
+    let entry = AuditEntry::new(shared.clock.now(), "sighup", AuditAction::ConfigReload);
+    if applied {
+        entry
+    } else {
+        entry.result(AuditResult::Error(
+            "refused; the running configuration stays (see the log)".to_owned(),
+        ))
+    }
 }
 
 /// SIGHUP: re-read and validate the file; apply it whole or not at all.

@@ -25,6 +25,15 @@ pub async fn run(shared: Arc<Shared>) {
 pub async fn prune_once(shared: &Shared) -> usize {
     let days = shared.config().storage.retention_days;
     let older_than = cutoff(shared.clock.now(), days);
+    let now = shared.clock.now();
+    // The audit trail has its own floor of six months (store::audit::MIN_RETENTION_DAYS).
+    if let Err(error) = shared
+        .store
+        .call(move |c| crate::store::audit::prune(c, now, days))
+        .await
+    {
+        tracing::error!(%error, "pruning the audit trail failed; will try again tomorrow");
+    }
     match shared.store.prune(older_than).await {
         Ok(0) => 0,
         Ok(n) => {

@@ -83,6 +83,8 @@ pub struct Shared {
     pub first_init_done: Notify,
     /// The marketing job runner, once started (`marketing::jobs::spawn`).
     pub jobs: std::sync::OnceLock<Arc<crate::marketing::jobs::JobsHandle>>,
+    /// The marketing database's lookups, when `[marketing]` is configured.
+    directory: RwLock<Option<crate::marketing::directory::Directory>>,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
             jobs: std::sync::OnceLock::new(),
+            directory: RwLock::new(None),
         })
     }
 
@@ -130,6 +133,15 @@ impl Shared {
         *errors
             .entry((modem.to_owned(), class.to_owned()))
             .or_default() += 1;
+    }
+
+    /// The marketing lookups (account contacts, station of a feeder, customer lists), if any.
+    pub fn directory(&self) -> Option<crate::marketing::directory::Directory> {
+        snapshot(&self.directory)
+    }
+
+    pub fn set_directory(&self, directory: Option<crate::marketing::directory::Directory>) {
+        replace(&self.directory, directory);
     }
 
     pub fn errors(&self) -> BTreeMap<(String, String), u64> {

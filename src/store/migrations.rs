@@ -143,6 +143,45 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 5: marketing jobs: job runs, watermarks, reminder state (see store/jobs.rs).
     super::jobs::MIGRATION,
+    // 9: staff — the append-only audit trail (see store::audit) and an index for per-station
+    // reports and cancellation by origin.
+    r#"
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        actor       TEXT    NOT NULL,              -- token name, job name, 'sighup'
+        action      TEXT    NOT NULL,              -- store::audit::AuditAction
+        target      TEXT,
+        recipients  INTEGER NOT NULL DEFAULT 0,
+        result      TEXT    NOT NULL,              -- 'ok' | 'refused: ...' | 'error: ...'
+        detail      TEXT,                          -- JSON
+        batch_id    TEXT
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE INDEX audit_actor ON audit (actor, id);
+    -- The retention gate: rows older than prune_before may be deleted, no others, and the
+    -- gate only moves forward (store::audit::prune never moves it closer than 183 days).
+    CREATE TABLE audit_retention (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        prune_before  INTEGER NOT NULL
+    );
+    INSERT INTO audit_retention (id, prune_before) VALUES (1, 0);
+    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit BEGIN
+        SELECT RAISE(ABORT, 'the audit trail is append-only');
+    END;
+    CREATE TRIGGER audit_delete_only_by_retention BEFORE DELETE ON audit
+        WHEN OLD.at >= (SELECT prune_before FROM audit_retention WHERE id = 1) BEGIN
+        SELECT RAISE(ABORT, 'audit entries are deleted only by retention');
+    END;
+    CREATE TRIGGER audit_retention_forward BEFORE UPDATE ON audit_retention
+        WHEN NEW.prune_before < OLD.prune_before BEGIN
+        SELECT RAISE(ABORT, 'the audit retention gate only moves forward');
+    END;
+    CREATE TRIGGER audit_retention_kept BEFORE DELETE ON audit_retention BEGIN
+        SELECT RAISE(ABORT, 'the audit retention gate cannot be removed');
+    END;
+    CREATE INDEX messages_created ON messages (created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

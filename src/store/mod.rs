@@ -50,6 +50,7 @@
 //! the idempotency keys make a retry of an already-committed batch harmless (all duplicates).
 //! Callers that want per-row acceptance should filter with phone/text validation first.
 
+pub mod audit;
 pub mod backup;
 pub mod contacts;
 pub mod jobs;

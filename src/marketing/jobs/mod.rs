@@ -407,6 +407,19 @@ pub fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::JoinH
         view: RwLock::new(RunnerView::default()),
     });
     let _ = shared.jobs.set(handle.clone());
+    // Inbound replies and staff sends look accounts up from the first request on, before any
+    // job has run (opening a source does not connect yet).
+    let config = shared.config();
+    if let Some(m) = config.marketing.as_ref() {
+        match source::open(&m.source_config()) {
+            Ok(src) => shared.set_directory(Some(Directory::new(
+                src,
+                m.parsed.clone(),
+                config.dispatch.timezone,
+            ))),
+            Err(error) => tracing::error!(%error, "marketing source unusable"),
+        }
+    }
     let runner = Runner {
         shared,
         handle,
@@ -582,9 +595,11 @@ impl Runner {
         if self.connected.as_ref().is_none_or(|c| c.key != key) {
             let src = source::open(&m.source_config())?;
             let engine = src.engine();
+            let directory = Directory::new(src, m.parsed.clone(), config.dispatch.timezone);
+            self.shared.set_directory(Some(directory.clone()));
             self.connected = Some(Connected {
                 key,
-                directory: Directory::new(src, m.parsed.clone(), config.dispatch.timezone),
+                directory,
                 engine,
                 checked: Vec::new(),
             });
