@@ -68,6 +68,19 @@ pub fn record_segments_sent(
         return Ok(());
     }
     let tx = super::outbox::immediate(conn)?;
+    count_in(&tx, iccid, n, at, tz)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`record_segments_sent`] inside the caller's savepoint.
+pub(crate) fn count_in(
+    tx: &Connection,
+    iccid: &str,
+    n: u32,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(), StoreError> {
     {
         let mut up = tx.prepare_cached(
             "INSERT INTO sim_usage (sim_iccid, period, bucket, bucket_start, segments)
@@ -78,7 +91,6 @@ pub fn record_segments_sent(
             up.execute(params![iccid, b.period, b.label, b.start_ms, n])?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
