@@ -486,12 +486,15 @@ impl Dispatcher {
         }
         Counters::add(&counters.segments_sent, u64::from(segments));
         let result = match done.outcome {
-            Outcome::Released => self
-                .shared
-                .store
-                .unclaim(done.message_id, now)
-                .await
-                .map(drop),
+            Outcome::Released => {
+                // Back in the queue as it was: plan it again on the next pass.
+                self.ready.clear();
+                self.shared
+                    .store
+                    .unclaim(done.message_id, now)
+                    .await
+                    .map(drop)
+            }
             Outcome::Sent { .. } => {
                 Counters::add(&counters.messages_sent, 1);
                 Ok(())
