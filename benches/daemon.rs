@@ -212,8 +212,19 @@ fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Segments/s over the steady part of a run of `n` messages (from 10 % to 90 % sent).
-async fn throughput(b: &Bench, n: usize) -> (f64, f64) {
+/// utime+stime of this bench process (the simulated modems and the polling), in seconds.
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / clk_tck()
+}
+
+/// Segments/s over the steady part of a run of `n` messages (from 10 % to 90 % sent), the
+/// daemon's CPU seconds per segment, and this process's (simulators) CPU seconds per segment.
+async fn throughput(b: &Bench, n: usize) -> (f64, f64, f64) {
     b.post_all(n).await;
     let lo = n / 10;
     let hi = n * 9 / 10;
@@ -222,31 +233,47 @@ async fn throughput(b: &Bench, n: usize) -> (f64, f64) {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t0, s0, c0) = (Instant::now(), b.env.sent_total(), b.cpu());
+    let (t0, s0, c0, o0) = (Instant::now(), b.env.sent_total(), b.cpu(), own_cpu());
     while b.env.sent_total() < hi {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t1, s1, c1) = (Instant::now(), b.env.sent_total(), b.cpu());
+    let (t1, s1, c1, o1) = (Instant::now(), b.env.sent_total(), b.cpu(), own_cpu());
     let segs = (s1 - s0) as f64;
-    (segs / (t1 - t0).as_secs_f64(), (c1 - c0) / segs)
+    (
+        segs / (t1 - t0).as_secs_f64(),
+        (c1 - c0) / segs,
+        (o1 - o0) / segs,
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn pool32() {
     let b = start_pool(32, Duration::from_millis(20), None).await;
-    let (rate, cpu) = throughput(&b, 24_000).await;
+    let (rate, cpu, sims) = throughput(&b, 24_000).await;
     println!(
         "pool32: 32 modems × 20 ms: {rate:.0} segments/s = {:.1} % of 1600 (target ≥ 95 %); \
-         daemon CPU {:.0} µs per segment",
+         daemon CPU {:.0} µs per segment; simulators + bench CPU {:.0} µs per segment \
+         (same 2 cores); load average {}",
         rate / 1600.0 * 100.0,
-        cpu * 1e6
+        cpu * 1e6,
+        sims * 1e6,
+        load_average()
     );
     b.stop().await;
 }
 
 async fn slow3() {
     let b = start_pool(3, Duration::from_millis(300), None).await;
-    let (rate, _) = throughput(&b, 200).await;
+    let (rate, _, _) = throughput(&b, 200).await;
     println!(
         "slow3: 3 modems, +CMGS 300 ms after Ctrl-Z: {rate:.2} segments/s (target ≥ 9; gammu-smsd 2.9, smstools3 4.6)"
     );

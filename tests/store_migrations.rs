@@ -157,3 +157,53 @@ async fn unopenable_path_is_a_clear_error() {
             .contains("/nonexistent-dir/for/gridsms/outbox.db")
     );
 }
+
+/// Databases written before batches became id ranges: cancel-by-batch still finds every
+/// queued message of a batch (ranges rebuilt by the migration), and nothing else.
+#[tokio::test]
+async fn cancel_by_batch_works_on_rows_written_before_batch_ranges() {
+    let ranges_at = MIGRATIONS
+        .iter()
+        .position(|m| m.contains("CREATE TABLE message_batches"))
+        .expect("the batch-range migration") as u32;
+    for v in 1..=ranges_at {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            apply_up_to(&mut conn, v).unwrap();
+            for (id, batch) in [
+                (10, Some("run-a")),
+                (11, Some("run-b")),
+                (12, None),
+                (13, Some("run-a")),
+            ] {
+                conn.execute(
+                    "INSERT INTO messages (id, recipient, text, category, priority, content_hash,
+                         state, batch_id, created_at, updated_at, next_attempt_at)
+                     VALUES (?1, '+8613800138000', '旧消息', 'bill', 3, 42, 'queued', ?2, 1, 1, 1)",
+                    rusqlite::params![id, batch],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).await.unwrap();
+        let n = store
+            .cancel(
+                gridsms::store::CancelTarget::Batch("run-a".into()),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "from version {v}");
+        for (id, state) in [
+            (10, MessageState::Cancelled),
+            (11, MessageState::Queued),
+            (12, MessageState::Queued),
+            (13, MessageState::Cancelled),
+        ] {
+            let got = store.get(id).await.unwrap().unwrap().message.state;
+            assert_eq!(got, state, "message {id} from version {v}");
+        }
+    }
+}

@@ -617,3 +617,73 @@ async fn a_failing_request_in_a_shared_commit_rolls_back_alone() {
         .unwrap();
     assert_eq!(sync, 1, "back to NORMAL after durable commits");
 }
+
+/// Batches are found through their id ranges: batches interleaved within one enqueue and
+/// spread over several, duplicates (no new row) and other messages inside a range.
+#[tokio::test]
+async fn cancel_by_batch_finds_interleaved_and_repeated_batches() {
+    let store = Store::open_in_memory().await.unwrap();
+    let with = |i: u32, batch: Option<&str>| {
+        let mut m = keyed(i, &format!("k{i}"));
+        m.batch_id = batch.map(str::to_owned);
+        m
+    };
+    let first = vec![
+        with(1, Some("a")),
+        with(2, Some("b")),
+        with(3, None),
+        with(4, Some("a")),
+    ];
+    let ids1: Vec<i64> = store
+        .enqueue_bulk(first, t0())
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id())
+        .collect();
+    // A re-run (duplicate of 1) plus new members of both batches.
+    let second = vec![with(1, Some("a")), with(5, Some("b")), with(6, Some("a"))];
+    let out2 = store.enqueue_bulk(second, t0()).await.unwrap();
+    assert_eq!(out2[0], EnqueueOutcome::Duplicate(ids1[0]));
+    let n = store
+        .cancel(CancelTarget::Batch("a".into()), t0())
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "messages 1, 4 and 6");
+    let state = |id: i64| {
+        let store = store.clone();
+        async move { store.get(id).await.unwrap().unwrap().message.state }
+    };
+    assert_eq!(state(ids1[0]).await, MessageState::Cancelled);
+    assert_eq!(state(ids1[1]).await, MessageState::Queued);
+    assert_eq!(state(ids1[2]).await, MessageState::Queued);
+    assert_eq!(state(ids1[3]).await, MessageState::Cancelled);
+    assert_eq!(state(out2[1].id()).await, MessageState::Queued);
+    assert_eq!(state(out2[2].id()).await, MessageState::Cancelled);
+    assert_eq!(
+        store
+            .cancel(CancelTarget::Batch("a".into()), t0())
+            .await
+            .unwrap(),
+        0,
+        "already cancelled"
+    );
+    // Each range is walked by rowid, not by scanning the table.
+    let plan: Vec<String> = store
+        .call(|c| {
+            let mut stmt = c.prepare(
+                "EXPLAIN QUERY PLAN UPDATE messages SET state = 'cancelled', updated_at = ?2
+                 WHERE id BETWEEN ?3 AND ?4 AND batch_id = ?1 AND state = 'queued'",
+            )?;
+            let rows = stmt
+                .query_map(rusqlite::params!["a", 0, 1, 2], |r| r.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("INTEGER PRIMARY KEY")),
+        "plan: {plan:?}"
+    );
+}

@@ -673,9 +673,13 @@ async fn cancel_audited(
                         )?
                     }
                     CancelTarget::Batch(b) => conn.query_row(
+                        // Through the batch's id ranges: there is no index on batch_id
+                        // (store migration 6), and a scan would stall the store thread.
                         "SELECT count(*),
-                                count(*) FILTER (WHERE origin IS NOT ?2 AND origin IS NOT ?3)
-                         FROM messages WHERE batch_id = ?1",
+                                count(*) FILTER (WHERE m.origin IS NOT ?2 AND m.origin IS NOT ?3)
+                         FROM message_batches b
+                         JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
+                         WHERE b.batch_id = ?1 AND m.batch_id = ?1",
                         rusqlite::params![b, mine, mine_outage],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?,

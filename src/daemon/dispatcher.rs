@@ -5,32 +5,35 @@
 //!  wake (enqueue) / modem events / send finished / timer / control (reload, shutdown)
 //!        │
 //!        ▼
-//!  fill(): peek ready messages (priority, not_before, expiry, quiet hours by category)
+//!  fill(): due messages from the ready cache, or peeked (priority, not_before, expiry,
+//!          quiet hours by category)
 //!          → choose_sim (registered, healthy, quota incl. in-flight, min_interval, carrier)
-//!          → claim (CAS queued→sending) → spawn a send job on that modem
-//!  send job: per segment  mark_submitting → AT+CMGS → mark_submitted(TP-MR) (the last one
-//!            marks the message sent)
-//!  outcome: usage += segments ; failure → decide_retry → schedule_retry | mark_failed
+//!          → one claim_many for the whole pass (CAS queued→sending) → the modem's worker
+//!  worker (sender.rs): per segment  [+CMGS record of the previous segment + submitting mark]
+//!            in one store request → AT+CMGS (the last record marks the message sent)
+//!  outcome: usage += segments ; failure → decide_retry → schedule_retry | mark_failed ;
+//!           released (never started) → unclaim
 //! ```
 //!
-//! Invariants: a modem has at most one message in flight, so a crash leaves at most one
-//! segment per modem in doubt; quotas count in-flight segments, so they are never exceeded;
-//! nothing is dropped: a message is queued, in a send job, or in a final state with a reason.
-//! The dispatcher owns the pool; nothing else touches the slots.
+//! Invariants: a modem holds at most two messages (one on the air, the next waiting, and only
+//! one when it has a `min_interval`) and has at most one segment between Ctrl-Z and `+CMGS`,
+//! so a crash leaves at most one segment per modem in doubt; quotas count every reserved
+//! segment, so they are never exceeded; nothing is dropped: a message is queued, with a
+//! worker, or in a final state with a reason. An urgent message queued meanwhile waits for
+//! at most the one message already waiting on each modem. The dispatcher owns the pool;
+//! nothing else touches the slots.
 
 use super::pool::{FIRST_INIT_WAIT, Slot};
+use super::sender::{Finished, Outcome, SendJob, Worker, WorkerContext};
 use super::state::{Counters, Shared};
 use crate::config::{Config, ModemChange, modem_changes};
 use crate::dispatch::balance::{Choice, MessageNeeds, QuotaWindows, choose_sim};
 use crate::dispatch::policy::{RetryClass, RetryDecision, decide_retry};
 use crate::message::Category;
-use crate::modem::{ModemEvent, ModemEventKind, ModemHandle, ModemState};
-use crate::pdu::{self, SubmitOptions};
+use crate::modem::{ModemEvent, ModemEventKind, ModemState};
+use crate::pdu;
 use crate::phone;
-use crate::store::{
-    ClaimFilter, Claimed, MessageId, SegmentState, SegmentSubmit, SimRef, StatusReport, Store,
-    StoreError,
-};
+use crate::store::{ClaimFilter, Claimed, Message, MessageId, SimRef, StatusReport, StoreError};
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -44,9 +47,11 @@ use tokio_util::sync::CancellationToken;
 /// Messages looked at per pass; more than the pool can start at once, so that a message no SIM
 /// can take now does not block the ones behind it.
 const PEEK: usize = 64;
-/// Messages looked at per idle modem, and at least, in one pass.
+/// Messages read per free place on the modems when the queue is read.
 const PEEK_PER_IDLE_MODEM: usize = 4;
-const PEEK_MIN: usize = 8;
+/// At least this many per peek: the rest wait in the ready cache for the next passes, so
+/// one read of the queue serves many finished sends.
+const PEEK_MIN: usize = 32;
 /// Longest sleep without a look at the clock (wall-clock jumps, quota windows rolling over).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// The API's modem list is refreshed at most this often while sends are running.
@@ -62,43 +67,20 @@ pub enum Control {
     Reload(Arc<Config>, oneshot::Sender<Vec<ModemChange>>),
 }
 
-/// What a send job reports when it ends.
-#[derive(Debug)]
-enum Outcome {
-    Sent {
-        segments: u32,
-    },
-    Failed {
-        class: RetryClass,
-        error: String,
-        segments: u32,
-    },
-    /// Cancelled or expired while sending: the store refused the next segment.
-    Stopped {
-        segments: u32,
-    },
-    /// The store failed; the message stays `sending` and start-up recovery resolves it.
-    Store {
-        error: String,
-        segments: u32,
-    },
-}
-
-struct Finished {
-    modem: String,
-    sim_key: String,
-    message_id: MessageId,
-    attempts: u32,
-    outcome: Outcome,
-}
-
 pub struct Dispatcher {
     shared: Arc<Shared>,
     slots: Vec<Slot>,
     events_tx: mpsc::Sender<ModemEvent>,
     events_rx: mpsc::Receiver<ModemEvent>,
     control_rx: mpsc::Receiver<Control>,
-    sends: JoinSet<Finished>,
+    /// Reports of the modems' send workers.
+    finished_tx: mpsc::Sender<Finished>,
+    finished_rx: mpsc::Receiver<Finished>,
+    /// Cancelled when the daemon stops: workers hand back messages they have not started.
+    stop: CancellationToken,
+    /// Due messages from the last peek not yet claimed, in claim order, so that a pass after
+    /// each finished send need not read the queue again (see `fill`).
+    ready: ReadyCache,
     rng: rand::rngs::StdRng,
     avoid: HashMap<MessageId, String>,
     /// Configs waiting for a busy modem to finish before its actor is restarted.
@@ -118,6 +100,7 @@ impl Dispatcher {
     /// left out; the others run.
     pub async fn new(shared: Arc<Shared>, control_rx: mpsc::Receiver<Control>) -> Dispatcher {
         let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+        let (finished_tx, finished_rx) = mpsc::channel(EVENT_CAPACITY);
         let config = shared.config();
         let mut slots = Vec::new();
         for (index, modem) in config.modems.iter().enumerate() {
@@ -135,7 +118,10 @@ impl Dispatcher {
             events_tx,
             events_rx,
             control_rx,
-            sends: JoinSet::new(),
+            finished_tx,
+            finished_rx,
+            stop: CancellationToken::new(),
+            ready: ReadyCache::default(),
             rng: rand::rngs::StdRng::from_os_rng(),
             avoid: HashMap::new(),
             pending_restart: HashMap::new(),
@@ -150,6 +136,7 @@ impl Dispatcher {
     /// Runs until `stop` is cancelled, then stops claiming, lets running sends finish within
     /// `grace`, and shuts the modems down.
     pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
+        self.stop = stop.clone();
         self.publish(true);
         loop {
             if let Err(error) = self.fill().await {
@@ -163,14 +150,22 @@ impl Dispatcher {
             let sleep = self.sleep_duration();
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = self.shared.wake.notified() => {}
+                // Something new was queued (maybe more urgent than what was peeked).
+                _ = self.shared.wake.notified() => self.ready.clear(),
                 Some(event) = self.events_rx.recv() => self.on_event(event).await,
-                Some(done) = self.sends.join_next(), if !self.sends.is_empty() => match done {
-                    Ok(finished) => self.on_finished(finished).await,
-                    Err(error) => tracing::error!(%error, "send job panicked or was aborted"),
-                },
-                Some(control) = self.control_rx.recv() => self.on_control(control).await,
-                _ = tokio::time::sleep(sleep) => {}
+                Some(done) = self.finished_rx.recv() => {
+                    self.on_finished(done).await;
+                    // Everything else already reported, then one pass for all of them.
+                    while let Ok(more) = self.finished_rx.try_recv() {
+                        self.on_finished(more).await;
+                    }
+                }
+                Some(control) = self.control_rx.recv() => {
+                    self.ready.clear();
+                    self.on_control(control).await;
+                }
+                // A timer: something became due (not_before, retry, quiet hours over).
+                _ = tokio::time::sleep(sleep) => self.ready.clear(),
             }
         }
         self.drain(grace).await;
@@ -193,21 +188,30 @@ impl Dispatcher {
             .max(Duration::from_millis(1))
     }
 
+    fn messages_in_flight(&self) -> u32 {
+        self.slots.iter().map(|s| s.messages_in_flight).sum()
+    }
+
     async fn drain(mut self, grace: Duration) {
-        self.shared
-            .set_dispatch_status(format!("stopping: {} sends to finish", self.sends.len()));
+        self.shared.set_dispatch_status(format!(
+            "stopping: {} sends to finish",
+            self.messages_in_flight()
+        ));
         let deadline = Instant::now() + grace;
-        while !self.sends.is_empty() {
-            match tokio::time::timeout_at(deadline, self.sends.join_next()).await {
-                Ok(Some(Ok(finished))) => self.on_finished(finished).await,
-                Ok(Some(Err(error))) => tracing::error!(%error, "send job failed"),
+        while self.messages_in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, self.finished_rx.recv()).await {
+                Ok(Some(finished)) => self.on_finished(finished).await,
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
-                        running = self.sends.len(),
+                        running = self.messages_in_flight(),
                         "grace period over; unfinished sends stay `sending` and are resolved at next start"
                     );
-                    self.sends.abort_all();
+                    for slot in &self.slots {
+                        if let Some(worker) = &slot.worker {
+                            worker.abort();
+                        }
+                    }
                     break;
                 }
             }
@@ -241,19 +245,16 @@ impl Dispatcher {
                 Some(until) => self.wake_no_later_than(until),
             }
         }
-        // Look at a few messages per idle modem, not always PEEK: a pass runs after every
-        // finished send, and loading 64 rows each time kept the store thread busy (32 modems
-        // at 20 ms reached a third of their capacity).
-        let idle = self
-            .slots
-            .iter()
-            .filter(|s| s.usable() && s.in_flight == 0)
-            .count();
+        // A pass runs after every finished send. It plans from the ready cache and reads the
+        // queue only when the cache is empty or stale: reading rows on every pass kept the
+        // store thread busy (32 modems at 20 ms reached a third of their capacity with 64
+        // rows per pass).
+        let room: u32 = self.slots.iter().map(Slot::room).sum();
         let filter = ClaimFilter {
-            limit: (idle * PEEK_PER_IDLE_MODEM).clamp(PEEK_MIN, PEEK),
+            limit: (room as usize * PEEK_PER_IDLE_MODEM).clamp(PEEK_MIN, PEEK),
             categories: Some(allowed),
         };
-        if self.slots.iter().all(|s| !s.usable() || s.in_flight > 0) {
+        if room == 0 {
             if !self.slots.iter().any(Slot::usable) {
                 // Nothing will wake us (no send to finish): look again soon so messages
                 // still expire on time while every modem is down.
@@ -264,8 +265,11 @@ impl Dispatcher {
             self.set_idle_status(&filter).await?;
             return Ok(());
         }
-        let ready = self.shared.store.peek_ready(now, filter.clone()).await?;
-        if ready.is_empty() {
+        if !self.ready.usable_for(&filter) {
+            let peeked = self.shared.store.peek_ready(now, filter.clone()).await?;
+            self.ready.fill(peeked, &filter);
+        }
+        if self.ready.messages.is_empty() {
             if let Some(due) = self.shared.store.next_due(filter.clone()).await? {
                 self.wake_no_later_than(due);
             }
@@ -273,11 +277,16 @@ impl Dispatcher {
             return Ok(());
         }
         let windows = QuotaWindows::at(config.dispatch.timezone, now);
-        let mut started = 0usize;
         let mut last_reason = None;
+        // Plan the whole pass (each pick reserves its segments on the slot, so the next
+        // choice sees it), then claim every pick in one store round trip.
+        let mut picks: Vec<(usize, MessageId, u32)> = Vec::new();
+        let ready = std::mem::take(&mut self.ready.messages);
+        let mut keep = std::collections::VecDeque::with_capacity(ready.len());
         for message in ready {
-            if self.slots.iter().all(|s| !s.usable() || s.in_flight > 0) {
-                break;
+            if self.slots.iter().all(|s| s.room() == 0) {
+                keep.push_back(message);
+                continue;
             }
             let segments = match pdu::preview(&message.text) {
                 Ok(p) => p.segments as u32,
@@ -301,27 +310,22 @@ impl Dispatcher {
             match choose_sim(&candidates, &need, &windows, now) {
                 Choice::Sim(index) => {
                     drop(candidates);
-                    let sim = SimRef {
-                        modem: self.slots[index].name().to_owned(),
-                        iccid: self.slots[index].sim_key(),
-                    };
-                    if let Some(claimed) =
-                        self.shared.store.claim(message.id, now, Some(sim)).await?
-                    {
-                        self.avoid.remove(&message.id);
-                        self.start_send(index, claimed, segments, now, &config);
-                        started += 1;
-                    }
+                    self.slots[index].reserve(segments, now);
+                    picks.push((index, message.id, segments));
                 }
                 Choice::Wait { until, reason } => {
                     self.wake_no_later_than(until);
                     last_reason = Some(reason);
+                    keep.push_back(message);
                 }
                 Choice::Busy { reason } | Choice::NoneAvailable { reason } => {
                     last_reason = Some(reason);
+                    keep.push_back(message);
                 }
             }
         }
+        self.ready.messages = keep;
+        let started = self.claim_and_start(picks, now, &config).await?;
         let busy = self.slots.iter().filter(|s| s.in_flight > 0).count();
         let status = match (busy, last_reason) {
             (0, Some(reason)) => format!("waiting: {reason}"),
@@ -377,73 +381,120 @@ impl Dispatcher {
         }
     }
 
-    fn start_send(
+    /// Claims the planned picks in one round trip and hands each claimed message to its
+    /// modem's worker; a pick someone else got first gives its reservation back. Returns how
+    /// many sends started.
+    async fn claim_and_start(
         &mut self,
-        index: usize,
-        claimed: Claimed,
-        segments: u32,
+        picks: Vec<(usize, MessageId, u32)>,
         now: DateTime<Utc>,
         config: &Config,
-    ) {
-        let slot = &mut self.slots[index];
-        slot.in_flight = segments;
-        slot.last_send_at = Some(now);
-        let job = SendJob {
-            handle: slot.handle.clone(),
-            store: self.shared.store.clone(),
-            clock: self.shared.clock.clone(),
-            modem: slot.name().to_owned(),
-            sim_key: slot.sim_key(),
-            status_reports: config.dispatch.status_reports,
-            validity_minutes: validity_minutes(config.dispatch.validity),
-            claimed,
+    ) -> Result<usize, StoreError> {
+        if picks.is_empty() {
+            return Ok(0);
+        }
+        let request = picks
+            .iter()
+            .map(|&(index, id, _)| {
+                let slot = &self.slots[index];
+                let sim = SimRef {
+                    modem: slot.name().to_owned(),
+                    iccid: slot.sim_key(),
+                };
+                (id, Some(sim))
+            })
+            .collect();
+        let claimed = match self.shared.store.claim_many(request, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.ready.clear();
+                for &(index, _, segments) in &picks {
+                    self.slots[index].unreserve(segments);
+                }
+                return Err(e);
+            }
         };
+        let mut started = 0;
+        for ((index, id, segments), claimed) in picks.into_iter().zip(claimed) {
+            match claimed {
+                Some(claimed) => {
+                    self.avoid.remove(&id);
+                    self.start_send(index, claimed, segments, config).await;
+                    started += 1;
+                }
+                None => {
+                    // Cancelled, expired or taken meanwhile: the cache is stale.
+                    self.slots[index].unreserve(segments);
+                    self.ready.clear();
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Hands a claimed message (its segments already reserved on the slot) to the slot's
+    /// worker, starting the worker on first use.
+    async fn start_send(&mut self, index: usize, claimed: Claimed, segments: u32, config: &Config) {
+        let slot = &mut self.slots[index];
+        let sim_key = slot.sim_key();
+        let worker = slot.worker.get_or_insert_with(|| {
+            Worker::spawn(WorkerContext {
+                modem: slot.config.name.clone(),
+                handle: slot.handle.clone(),
+                store: self.shared.store.clone(),
+                clock: self.shared.clock.clone(),
+                tz: config.dispatch.timezone,
+                finished: self.finished_tx.clone(),
+                stop: self.stop.clone(),
+            })
+        });
         tracing::debug!(
-            modem = %job.modem,
-            message = job.claimed.message.id,
-            to = %job.claimed.message.to.mask(),
+            modem = %slot.config.name,
+            message = claimed.message.id,
+            to = %claimed.message.to.mask(),
             segments,
             "sending"
         );
-        // Every log line of this send carries the modem and the message id.
-        let span =
-            tracing::info_span!("send", modem = %job.modem, message = job.claimed.message.id);
-        self.sends
-            .spawn(tracing::Instrument::instrument(job.run(), span));
+        let job = SendJob {
+            sim_key,
+            status_reports: config.dispatch.status_reports,
+            validity_minutes: validity_minutes(config.dispatch.validity),
+            planned: segments,
+            claimed,
+        };
+        if let Err(id) = worker.submit(job) {
+            // Cannot happen while the slot's reservations are kept; never lose the claim.
+            slot.unreserve(segments);
+            tracing::error!(message = id, "send worker unavailable; message handed back");
+            if let Err(error) = self.shared.store.unclaim(id, self.shared.clock.now()).await {
+                tracing::error!(message = id, %error, "could not hand the message back");
+            }
+        }
     }
 
     async fn on_finished(&mut self, done: Finished) {
         let now = self.shared.clock.now();
         let config = self.shared.config();
         let counters = &self.shared.counters;
-        let segments = match &done.outcome {
-            Outcome::Sent { segments }
-            | Outcome::Failed { segments, .. }
-            | Outcome::Stopped { segments }
-            | Outcome::Store { segments, .. } => *segments,
-        };
+        let segments = done.outcome.segments();
         if let Some(slot) = self.slots.iter_mut().find(|s| s.name() == done.modem) {
-            slot.in_flight = 0;
+            slot.unreserve(done.planned);
+            // Already persisted, segment by segment, with each +CMGS (Store::segment_step).
             slot.usage.hour += u64::from(segments);
             slot.usage.day += u64::from(segments);
             slot.usage.month += u64::from(segments);
         }
         Counters::add(&counters.segments_sent, u64::from(segments));
-        if segments > 0
-            && let Err(error) = self
-                .shared
-                .store
-                .record_segments_sent(
-                    done.sim_key.clone(),
-                    segments,
-                    now,
-                    config.dispatch.timezone,
-                )
-                .await
-        {
-            tracing::error!(%error, modem = %done.modem, "could not persist SIM usage");
-        }
         let result = match done.outcome {
+            Outcome::Released => {
+                // Back in the queue as it was: plan it again on the next pass.
+                self.ready.clear();
+                self.shared
+                    .store
+                    .unclaim(done.message_id, now)
+                    .await
+                    .map(drop)
+            }
             Outcome::Sent { .. } => {
                 Counters::add(&counters.messages_sent, 1);
                 Ok(())
@@ -737,7 +788,7 @@ impl Dispatcher {
         let Some(index) = self
             .slots
             .iter()
-            .position(|s| s.name() == name && s.retiring && s.in_flight == 0)
+            .position(|s| s.name() == name && s.retiring && s.messages_in_flight == 0)
         else {
             return;
         };
@@ -816,128 +867,37 @@ impl Dispatcher {
     }
 }
 
-/// Everything one message's send needs, moved into its own task so the dispatcher keeps
-/// serving other modems meanwhile.
-struct SendJob {
-    handle: ModemHandle,
-    store: Store,
-    clock: Arc<dyn crate::clock::Clock>,
-    modem: String,
-    sim_key: String,
-    status_reports: bool,
-    validity_minutes: Option<u32>,
-    claimed: Claimed,
+/// How long peeked messages are trusted. A claim re-checks state and expiry anyway, so a
+/// stale entry costs at most a failed claim; the limit bounds how long a change the cache
+/// cannot see (a cancellation, say) keeps being planned around.
+const READY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The due messages of the last peek, minus those claimed since. Cleared whenever something
+/// may have changed the order: a new enqueue (wake), a timer (something became due), a
+/// reload, a failed claim; and after [`READY_CACHE_TTL`].
+#[derive(Default)]
+struct ReadyCache {
+    messages: std::collections::VecDeque<Message>,
+    categories: Option<Vec<Category>>,
+    at: Option<Instant>,
 }
 
-impl SendJob {
-    async fn run(self) -> Finished {
-        let outcome = self.send().await;
-        Finished {
-            modem: self.modem,
-            sim_key: self.sim_key,
-            message_id: self.claimed.message.id,
-            attempts: self.claimed.message.attempts,
-            outcome,
-        }
+impl ReadyCache {
+    fn usable_for(&self, filter: &ClaimFilter) -> bool {
+        !self.messages.is_empty()
+            && self.categories == filter.categories
+            && self.at.is_some_and(|t| t.elapsed() < READY_CACHE_TTL)
     }
 
-    async fn send(&self) -> Outcome {
-        let message = &self.claimed.message;
-        // A resend reuses the reference of the parts already out so the phone can join them.
-        let concat_ref = self
-            .claimed
-            .segments
-            .iter()
-            .find_map(|s| s.concat_ref)
-            .unwrap_or((message.id % 256) as u16) as u8;
-        let options = SubmitOptions {
-            smsc: None,
-            status_report: self.status_reports,
-            validity_minutes: self.validity_minutes,
-            message_ref: 0,
-            concat_ref,
-        };
-        let encoded = match pdu::encode_submit(message.to.as_str(), &message.text, &options) {
-            Ok(e) => e,
-            Err(e) => {
-                return Outcome::Failed {
-                    class: RetryClass::PermanentForMessage,
-                    error: format!("cannot encode: {e}"),
-                    segments: 0,
-                };
-            }
-        };
-        let total = encoded.len() as u8;
-        let mut sent = 0u32;
-        let mut completed = false;
-        for (i, segment) in encoded.into_iter().enumerate() {
-            let seq = i as u8 + 1;
-            let already_out = self.claimed.segments.iter().any(|s| {
-                s.seq == seq && matches!(s.state, SegmentState::Submitted | SegmentState::Delivered)
-            });
-            if already_out {
-                continue;
-            }
-            let submit = SegmentSubmit {
-                message_id: message.id,
-                seq,
-                total,
-                concat_ref: Some(u16::from(concat_ref)),
-                sim_iccid: self.sim_key.clone(),
-            };
-            match self
-                .store
-                .mark_segment_submitting(submit, self.clock.now())
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::WrongState { .. }) => return Outcome::Stopped { segments: sent },
-                Err(e) => {
-                    return Outcome::Store {
-                        error: e.to_string(),
-                        segments: sent,
-                    };
-                }
-            }
-            match self.handle.send(vec![segment]).await {
-                Ok(refs) => {
-                    sent += 1;
-                    let mr = refs.first().copied().unwrap_or(0);
-                    match self
-                        .store
-                        .mark_segment_submitted(message.id, seq, mr, self.clock.now())
-                        .await
-                    {
-                        Ok(last) => completed = last,
-                        Err(e) => {
-                            return Outcome::Store {
-                                error: e.to_string(),
-                                segments: sent,
-                            };
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Outcome::Failed {
-                        class: e.class,
-                        error: e.failure.to_string(),
-                        segments: sent,
-                    };
-                }
-            }
-        }
-        // The store marks the message sent with its last part's reference; only a resend
-        // whose remaining parts were all out already needs the explicit step.
-        if completed {
-            return Outcome::Sent { segments: sent };
-        }
-        match self.store.mark_sent(message.id, self.clock.now()).await {
-            Ok(()) => Outcome::Sent { segments: sent },
-            Err(e) => Outcome::Store {
-                error: e.to_string(),
-                segments: sent,
-            },
-        }
+    fn fill(&mut self, peeked: Vec<Message>, filter: &ClaimFilter) {
+        self.messages = peeked.into();
+        self.categories = filter.categories.clone();
+        self.at = Some(Instant::now());
+    }
+
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.at = None;
     }
 }
 

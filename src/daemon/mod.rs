@@ -13,6 +13,7 @@
 pub mod dispatcher;
 pub mod pool;
 pub mod retention;
+pub mod sender;
 pub mod state;
 
 use crate::clock::{Clock, SystemClock};

@@ -6,6 +6,7 @@
 //! through the same serial code as a USB modem; each gets its own SIM identity derived from the
 //! modem's name so that quotas, carriers and status-report matching stay per card.
 
+use super::sender::{QUEUE_DEPTH, Worker};
 use super::state::ModemView;
 use crate::config::{self, Device};
 use crate::dispatch::balance::{SimCandidate, carrier_from_imsi};
@@ -29,6 +30,10 @@ pub struct Slot {
     pub identity: Option<ModemIdentity>,
     /// Segments handed to the modem and not yet counted in `usage`.
     pub in_flight: u32,
+    /// Messages handed to the modem's worker and not yet reported finished.
+    pub messages_in_flight: u32,
+    /// The modem's send worker, started with its first message.
+    pub worker: Option<Worker>,
     pub last_send_at: Option<DateTime<Utc>>,
     pub benched_until: Option<DateTime<Utc>>,
     /// Persisted counters as last read, plus what this process counted since.
@@ -82,6 +87,8 @@ impl Slot {
             status: None,
             identity: None,
             in_flight: 0,
+            messages_in_flight: 0,
+            worker: None,
             last_send_at: None,
             benched_until: None,
             usage: Usage::default(),
@@ -128,6 +135,39 @@ impl Slot {
             && self.identity.is_some()
     }
 
+    /// Messages the modem may hold at once: the one on the air and, when it has no pause
+    /// between sends (`min_interval` 0), the next one, so it never waits for the dispatcher.
+    /// With a pause the next message is chosen when the pause is over.
+    pub fn depth(&self) -> u32 {
+        if self.config.min_interval.is_zero() {
+            QUEUE_DEPTH as u32
+        } else {
+            1
+        }
+    }
+
+    /// How many more messages the dispatcher may hand this modem now.
+    pub fn room(&self) -> u32 {
+        if self.usable() {
+            self.depth().saturating_sub(self.messages_in_flight)
+        } else {
+            0
+        }
+    }
+
+    /// A message of `segments` is planned for this modem.
+    pub fn reserve(&mut self, segments: u32, now: DateTime<Utc>) {
+        self.in_flight += segments;
+        self.messages_in_flight += 1;
+        self.last_send_at = Some(now);
+    }
+
+    /// A planned message was not claimed after all, or has finished.
+    pub fn unreserve(&mut self, segments: u32) {
+        self.in_flight = self.in_flight.saturating_sub(segments);
+        self.messages_in_flight = self.messages_in_flight.saturating_sub(1);
+    }
+
     pub fn candidate(&self) -> SimCandidate<'_> {
         SimCandidate {
             name: &self.config.name,
@@ -140,9 +180,14 @@ impl Slot {
             last_send_at: self.last_send_at,
             min_interval: self.config.min_interval,
             in_flight: self.in_flight,
-            // One message at a time: the AT channel is sequential anyway, and a message's
-            // segments go out back to back.
-            max_in_flight: 1,
+            // Counted in messages (see `depth`), expressed in the segments `choose_sim`
+            // compares: room for one more message means "a little above what is in flight".
+            // Quotas still count every reserved segment.
+            max_in_flight: if self.room() > 0 {
+                self.in_flight + 1
+            } else {
+                self.in_flight
+            },
         }
     }
 

@@ -34,9 +34,13 @@
 //!
 //! # Message life and the crash window
 //! `enqueue` → `queued` → [`Store::claim_next`] (compare-and-set to `sending`, SIM recorded,
-//! attempt counted) → per segment [`Store::mark_segment_submitting`] before Ctrl-Z and
-//! [`Store::mark_segment_submitted`] with the TP-MR after `+CMGS` (the last one turns the
-//! message `sent`) → status reports ([`Store::apply_status_report`]) → `delivered` / `failed`.
+//! attempt counted; the dispatcher uses [`Store::claim_many`] for a whole pass) → per segment
+//! [`Store::mark_segment_submitting`] before Ctrl-Z and [`Store::mark_segment_submitted`] with
+//! the TP-MR after `+CMGS` (the last one turns the message `sent`) → status reports
+//! ([`Store::apply_status_report`]) → `delivered` / `failed`. The daemon's send workers use
+//! [`Store::segment_step`], which makes both writes between two `AT+CMGS` of a modem (the
+//! record of the segment just sent, with its quota count, and the mark of the next) in one
+//! request; a message never started is given back with [`Store::unclaim`].
 //! On a send error the dispatcher calls [`Store::schedule_retry`] or [`Store::mark_failed`].
 //! A crash can leave at most the one `submitting` segment per modem in doubt;
 //! [`Store::recover_in_flight`] resolves every `sending` message at start-up (rule in
@@ -68,7 +72,8 @@ pub use outbox::{
 pub use quotas::Usage;
 pub use retention::DEFAULT_RETENTION_DAYS;
 pub use segments::{
-    DeliveryClass, FailedNumber, ReportApplied, Segment, SegmentState, SegmentSubmit, StatusReport,
+    DeliveryClass, FailedNumber, ReportApplied, Segment, SegmentSent, SegmentState, SegmentSubmit,
+    StatusReport, StepOutcome,
 };
 
 use chrono::{DateTime, Utc};
@@ -208,7 +213,8 @@ pub fn open_connection(path: &Path, opts: &StoreOptions) -> Result<Connection, S
 fn prepare(conn: &mut Connection, opts: &StoreOptions) -> Result<(), StoreError> {
     migrations::configure(conn, opts.busy_timeout)?;
     migrations::migrate(conn)?;
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every hot statement stays prepared; several modules share the cache.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -337,10 +343,15 @@ impl Store {
         msgs: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        // Validation and hashing run here, on the caller's task, not on the shared thread.
+        let hashes = outbox::prepare(&msgs)?;
         // Durable: the group commit holding an enqueue runs with synchronous=FULL, so what the
         // API acknowledged survives power loss, not only a crash.
-        self.submit(move |c| outbox::enqueue_bulk(c, &msgs, now), true)
-            .await
+        self.submit(
+            move |c| outbox::enqueue_prepared(c, &msgs, &hashes, now),
+            true,
+        )
+        .await
     }
 
     /// Claim up to `filter.limit` due messages in priority order (queued → sending), recording
@@ -373,6 +384,34 @@ impl Store {
         sim: Option<SimRef>,
     ) -> Result<Option<Claimed>, StoreError> {
         self.call(move |c| outbox::claim(c, id, now, sim.as_ref()))
+            .await
+    }
+
+    /// Claim several messages by id, each for its SIM, in one round trip; `None` where a
+    /// message is no longer queued (or has expired).
+    pub async fn claim_many(
+        &self,
+        picks: Vec<(MessageId, Option<SimRef>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Claimed>>, StoreError> {
+        self.call(move |c| outbox::claim_many(c, &picks, now)).await
+    }
+
+    /// Give a claimed, untried message back to the queue without counting the attempt.
+    pub async fn unclaim(&self, id: MessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.call(move |c| outbox::unclaim(c, id, at)).await
+    }
+
+    /// One store round trip between two `AT+CMGS` on a modem: record the `+CMGS` of the
+    /// segment just sent (counting it against its SIM's quotas) and mark the modem's next
+    /// segment `submitting`, each atomic on its own (see [`segments::step`]).
+    pub async fn segment_step(
+        &self,
+        sent: Option<SegmentSent>,
+        next: Option<SegmentSubmit>,
+        at: DateTime<Utc>,
+    ) -> Result<StepOutcome, StoreError> {
+        self.call(move |c| Ok(segments::step(c, sent.as_ref(), next.as_ref(), at)))
             .await
     }
 
@@ -541,6 +580,7 @@ impl Store {
         }
         self.call(move |c| retention::prune_usage(c, older_than))
             .await?;
+        self.call(outbox::prune_batches).await?;
         Ok(total)
     }
 }
@@ -557,8 +597,10 @@ fn run_group(conn: &mut Connection, group: Vec<Job>) {
     if durable && let Err(e) = set_sync(conn, "FULL") {
         failure = Some(format!("cannot raise synchronous to FULL: {e}"));
     }
+    // Cached statements: parsing BEGIN/COMMIT text for every group showed in profiles.
+    let run = |conn: &Connection, sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
     if failure.is_none()
-        && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE")
+        && let Err(e) = run(conn, "BEGIN IMMEDIATE")
     {
         failure = Some(format!("cannot begin a transaction: {e}"));
     }
@@ -573,10 +615,10 @@ fn run_group(conn: &mut Connection, group: Vec<Job>) {
         .into_iter()
         .map(|job| (job.run)(Some(&mut *conn)))
         .collect();
-    let commit_error = match conn.execute_batch("COMMIT") {
+    let commit_error = match run(conn, "COMMIT") {
         Ok(()) => None,
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run(conn, "ROLLBACK");
             Some(format!("commit failed: {e}"))
         }
     };

@@ -16,7 +16,8 @@ use super::{StoreError, from_ms, from_ms_opt, to_ms};
 use crate::message::{Category, MessageState};
 use crate::phone::E164;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Savepoint, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::HashMap;
 
 /// Row id of a message; also its public id in the API.
 pub type MessageId = i64;
@@ -339,19 +340,79 @@ impl QueueCounts {
 /// Run `f` atomically inside a savepoint. On the store thread that savepoint is nested in the
 /// thread's group transaction (see the module docs of `store`), so an error undoes only `f`'s
 /// work; on a bare connection it is a transaction of its own.
-fn atomic<R>(
-    conn: &mut Connection,
+pub(crate) fn atomic<R>(
+    conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    let sp = conn.savepoint()?;
+    let sp = Sp::begin(conn)?;
     let r = f(&sp)?;
     sp.commit()?;
     Ok(r)
 }
 
 /// Open a savepoint for a multi-statement change (see [`atomic`]).
-pub(crate) fn immediate(conn: &mut Connection) -> Result<Savepoint<'_>, StoreError> {
-    Ok(conn.savepoint()?)
+pub(crate) fn immediate(conn: &mut Connection) -> Result<Sp<'_>, StoreError> {
+    Ok(Sp::begin(conn)?)
+}
+
+/// A savepoint run through cached statements: every store request opens one, and parsing
+/// `SAVEPOINT`/`RELEASE` text each time (as `rusqlite::Savepoint` does) was a visible share of
+/// the store thread's CPU per segment. Released by [`Sp::commit`]; rolled back when dropped
+/// without it. Savepoints nest; the shared name is fine because SQLite resolves a name to the
+/// most recent savepoint carrying it.
+pub(crate) struct Sp<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Sp<'c> {
+    pub(crate) fn begin(conn: &'c Connection) -> rusqlite::Result<Sp<'c>> {
+        conn.prepare_cached("SAVEPOINT gridsms_sp")?.execute([])?;
+        Ok(Sp { conn, open: true })
+    }
+
+    pub(crate) fn commit(mut self) -> rusqlite::Result<()> {
+        self.open = false;
+        self.conn
+            .prepare_cached("RELEASE gridsms_sp")?
+            .execute([])
+            .map(drop)
+    }
+}
+
+impl Drop for Sp<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Best effort: if even this fails, the group transaction's commit fails and every
+            // request of the group hears so.
+            for sql in ["ROLLBACK TO gridsms_sp", "RELEASE gridsms_sp"] {
+                let _ = self
+                    .conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute([]));
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Sp<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// Validate every message and compute its content hash, without touching the database.
+/// [`super::Store::enqueue_bulk`] runs this on the caller's task so that the store thread,
+/// which every sender shares, only inserts.
+pub fn prepare(msgs: &[NewMessage]) -> Result<Vec<i64>, StoreError> {
+    msgs.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.validate(i)?;
+            Ok(m.content_hash())
+        })
+        .collect()
 }
 
 /// Validate every message, then insert them all in one transaction. All or nothing:
@@ -362,8 +423,24 @@ pub fn enqueue_bulk(
     msgs: &[NewMessage],
     now: DateTime<Utc>,
 ) -> Result<Vec<EnqueueOutcome>, StoreError> {
-    for (i, m) in msgs.iter().enumerate() {
-        m.validate(i)?;
+    let hashes = prepare(msgs)?;
+    enqueue_prepared(conn, msgs, &hashes, now)
+}
+
+/// [`enqueue_bulk`] after [`prepare`]: `hashes[i]` must be `msgs[i].content_hash()` of a
+/// validated message.
+pub fn enqueue_prepared(
+    conn: &mut Connection,
+    msgs: &[NewMessage],
+    hashes: &[i64],
+    now: DateTime<Utc>,
+) -> Result<Vec<EnqueueOutcome>, StoreError> {
+    if msgs.len() != hashes.len() {
+        return Err(StoreError::Invalid {
+            index: msgs.len().min(hashes.len()),
+            field: "content_hash",
+            reason: "one hash per message is required".into(),
+        });
     }
     if msgs.is_empty() {
         return Ok(Vec::new());
@@ -381,8 +458,11 @@ pub fn enqueue_bulk(
             tx.prepare_cached("SELECT id, content_hash FROM messages WHERE idempotency_key = ?1")?;
         let mut out = Vec::with_capacity(msgs.len());
         let mut added = [0i64; Category::ALL.len()];
-        for (i, m) in msgs.iter().enumerate() {
-            let hash = m.content_hash();
+        // (batch, first id, last id) of the rows inserted here; usually a single batch, so the
+        // last one is checked before the map.
+        let mut batches: Vec<(&str, i64, i64)> = Vec::new();
+        let mut batch_slot: HashMap<&str, usize> = HashMap::new();
+        for (i, (m, &hash)) in msgs.iter().zip(hashes).enumerate() {
             let not_before = m.not_before.map(to_ms);
             let due = not_before.unwrap_or(now_ms);
             let changed = insert.execute(params![
@@ -402,9 +482,22 @@ pub fn enqueue_bulk(
                 m.station,
             ])?;
             if changed == 1 {
-                out.push(EnqueueOutcome::Queued(tx.last_insert_rowid()));
+                let id = tx.last_insert_rowid();
+                out.push(EnqueueOutcome::Queued(id));
                 if let Some(slot) = Category::ALL.iter().position(|c| *c == m.category) {
                     added[slot] += 1;
+                }
+                if let Some(b) = m.batch_id.as_deref() {
+                    match batches.last_mut() {
+                        Some(range) if range.0 == b => range.2 = id,
+                        _ => match batch_slot.get(b) {
+                            Some(&k) => batches[k].2 = id,
+                            None => {
+                                batch_slot.insert(b, batches.len());
+                                batches.push((b, id, id));
+                            }
+                        },
+                    }
                 }
                 continue;
             }
@@ -428,6 +521,13 @@ pub fn enqueue_bulk(
             if n > 0 {
                 count.execute(params![cat.as_str(), n])?;
             }
+        }
+        let mut range = tx.prepare_cached(
+            "INSERT INTO message_batches (batch_id, first_id, last_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (batch_id, first_id) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+        )?;
+        for (batch, first, last) in batches {
+            range.execute(params![batch, first, last])?;
         }
         Ok(out)
     })
@@ -500,9 +600,8 @@ pub fn get(conn: &mut Connection, id: MessageId) -> Result<Option<MessageDetail>
 /// The state a message is in now, for error reports of a failed compare-and-set.
 pub(crate) fn current_state(conn: &Connection, id: MessageId) -> Result<MessageState, StoreError> {
     let s: Option<String> = conn
-        .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     match s {
         Some(s) => parse_state(&s),
@@ -621,7 +720,7 @@ fn claim_in(
     let mut cas = tx.prepare_cached(
         "UPDATE messages SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
              modem = coalesce(?3, modem), sim_iccid = coalesce(?4, sim_iccid)
-         WHERE id = ?1 AND state = 'queued'",
+         WHERE id = ?1 AND state = 'queued' AND (expires_at IS NULL OR expires_at > ?2)",
     )?;
     let n = cas.execute(params![
         id,
@@ -669,6 +768,49 @@ pub fn claim(
     let c = claim_in(&tx, id, now, sim)?;
     tx.commit()?;
     Ok(c)
+}
+
+/// Claim several messages by id, each for its SIM, in one request (the dispatcher plans a
+/// whole pass, then claims it at once). `None` where a message is no longer queued or has
+/// expired meanwhile.
+pub fn claim_many(
+    conn: &mut Connection,
+    picks: &[(MessageId, Option<SimRef>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Claimed>>, StoreError> {
+    let tx = immediate(conn)?;
+    let mut out = Vec::with_capacity(picks.len());
+    for (id, sim) in picks {
+        out.push(claim_in(&tx, *id, now, sim.as_ref())?);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Give a claimed message back untried (sending → queued, the claim's attempt not counted):
+/// a send that never started because its modem failed just before or the daemon is stopping.
+/// Returns whether it was still `sending`.
+pub fn unclaim(
+    conn: &mut Connection,
+    id: MessageId,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let tx = immediate(conn)?;
+    let n = tx
+        .prepare_cached(
+            "UPDATE messages SET state = 'queued', attempts = max(attempts - 1, 0), updated_at = ?2
+             WHERE id = ?1 AND state = 'sending'",
+        )?
+        .execute(params![id, to_ms(at)])?;
+    if n == 1 {
+        tx.prepare_cached(
+            "UPDATE segments SET state = 'pending', tp_mr = NULL
+             WHERE message_id = ?1 AND state = 'submitting'",
+        )?
+        .execute([id])?;
+    }
+    tx.commit()?;
+    Ok(n == 1)
 }
 
 /// Earliest `next_attempt_at` among queued messages the filter allows.
@@ -809,11 +951,25 @@ pub fn cancel(
             }
             n
         }
-        CancelTarget::Batch(batch) => tx.execute(
-            "UPDATE messages SET state = 'cancelled', updated_at = ?2
-             WHERE batch_id = ?1 AND state = 'queued'",
-            params![batch, at],
-        )?,
+        CancelTarget::Batch(batch) => {
+            // The batch's id ranges (see migration 6), each walked by rowid; batch_id is
+            // checked again because a range may span other messages.
+            let ranges: Vec<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT first_id, last_id FROM message_batches WHERE batch_id = ?1",
+                )?
+                .query_map([batch], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET state = 'cancelled', updated_at = ?2
+                 WHERE id BETWEEN ?3 AND ?4 AND batch_id = ?1 AND state = 'queued'",
+            )?;
+            let mut n = 0;
+            for (first, last) in ranges {
+                n += stmt.execute(params![batch, at, first, last])?;
+            }
+            n
+        }
     };
     tx.commit()?;
     Ok(n)
@@ -899,6 +1055,17 @@ pub fn recover_in_flight(
     }
     tx.commit()?;
     Ok(report)
+}
+
+/// Forget batch ranges whose messages retention has deleted (every id below the oldest
+/// message left). Returns how many ranges went.
+pub fn prune_batches(conn: &mut Connection) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM message_batches
+             WHERE last_id < coalesce((SELECT min(id) FROM messages), 9223372036854775807)",
+        )?
+        .execute([])?)
 }
 
 /// A page of messages, newest first.

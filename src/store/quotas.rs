@@ -68,17 +68,30 @@ pub fn record_segments_sent(
         return Ok(());
     }
     let tx = super::outbox::immediate(conn)?;
-    {
-        let mut up = tx.prepare_cached(
-            "INSERT INTO sim_usage (sim_iccid, period, bucket, bucket_start, segments)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (sim_iccid, period, bucket) DO UPDATE SET segments = segments + excluded.segments",
-        )?;
-        for b in buckets(at, tz) {
-            up.execute(params![iccid, b.period, b.label, b.start_ms, n])?;
-        }
-    }
+    count_in(&tx, iccid, n, at, tz)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// [`record_segments_sent`] inside the caller's savepoint.
+pub(crate) fn count_in(
+    tx: &Connection,
+    iccid: &str,
+    n: u32,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(), StoreError> {
+    // One statement for the three buckets: this runs for every segment sent.
+    let [h, d, m] = buckets(at, tz);
+    tx.prepare_cached(
+        "INSERT INTO sim_usage (sim_iccid, period, bucket, bucket_start, segments)
+         VALUES (?1, ?2, ?3, ?4, ?11), (?1, ?5, ?6, ?7, ?11), (?1, ?8, ?9, ?10, ?11)
+         ON CONFLICT (sim_iccid, period, bucket) DO UPDATE SET segments = segments + excluded.segments",
+    )?
+    .execute(params![
+        iccid, h.period, h.label, h.start_ms, d.period, d.label, d.start_ms, m.period, m.label,
+        m.start_ms, n
+    ])?;
     Ok(())
 }
 

@@ -184,6 +184,17 @@ pub fn mark_submitting(
     seg: &SegmentSubmit,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let tx = immediate(conn)?;
+    submitting_in(&tx, seg, at)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn submitting_in(
+    tx: &Connection,
+    seg: &SegmentSubmit,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if seg.total == 0 || seg.seq == 0 || seg.seq > seg.total {
         return Err(StoreError::Invalid {
             index: 0,
@@ -191,8 +202,7 @@ pub fn mark_submitting(
             reason: format!("part {} of {}", seg.seq, seg.total),
         });
     }
-    let tx = immediate(conn)?;
-    let state = current_state(&tx, seg.message_id)?;
+    let state = current_state(tx, seg.message_id)?;
     if state != MessageState::Sending {
         return Err(StoreError::WrongState {
             id: seg.message_id,
@@ -219,14 +229,8 @@ pub fn mark_submitting(
             to_ms(at)
         ])?;
     if n == 0 {
-        return Err(segment_state_error(
-            &tx,
-            seg.message_id,
-            seg.seq,
-            "pending",
-        )?);
+        return Err(segment_state_error(tx, seg.message_id, seg.seq, "pending")?);
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -262,6 +266,18 @@ pub fn mark_submitted(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let tx = immediate(conn)?;
+    let sent = submitted_in(&tx, id, seq, tp_mr, at)?;
+    tx.commit()?;
+    Ok(sent)
+}
+
+fn submitted_in(
+    tx: &Connection,
+    id: MessageId,
+    seq: u8,
+    tp_mr: u8,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
             "UPDATE segments SET state = 'submitted', tp_mr = ?3, submitted_at = ?4
@@ -269,7 +285,7 @@ pub fn mark_submitted(
         )?
         .execute(params![id, seq, tp_mr, to_ms(at)])?;
     if n == 0 {
-        return Err(segment_state_error(&tx, id, seq, "submitting")?);
+        return Err(segment_state_error(tx, id, seq, "submitting")?);
     }
     let (rows, total, done): (i64, Option<i64>, i64) = tx
         .prepare_cached(
@@ -286,8 +302,51 @@ pub fn mark_submitted(
             )?
             .execute(params![id, to_ms(at)])?
             == 1;
-    tx.commit()?;
     Ok(sent)
+}
+
+/// A `+CMGS` answer to record with [`step`]: the segment, its TP-MR, and the SIM whose
+/// hourly/daily/monthly counters it adds to (buckets in `tz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSent {
+    pub message_id: MessageId,
+    pub seq: u8,
+    pub tp_mr: u8,
+    pub sim_iccid: String,
+    pub tz: chrono_tz::Tz,
+}
+
+/// What [`step`] did with each half.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// The `+CMGS` record: `Ok(true)` when it was the message's last part and the message is
+    /// now `sent` (as [`mark_submitted`]).
+    pub sent: Option<Result<bool, StoreError>>,
+    /// The next segment's `submitting` mark (as [`mark_submitting`]).
+    pub next: Option<Result<(), StoreError>>,
+}
+
+/// Both writes a modem needs between two `AT+CMGS`, in one request: `sent` is recorded
+/// ([`mark_submitted`] plus one segment on the SIM's quota counters, atomically) and then
+/// `next` is marked `submitting` ([`mark_submitting`]). Each half commits or fails on its
+/// own, and both reach the disk in the same transaction, so a modem still has at most one
+/// segment in doubt: a crash before that commit leaves `sent` submitting (the one in doubt)
+/// and `next` untouched; after it, `next` is the one in doubt and its Ctrl-Z comes later.
+pub fn step(
+    conn: &mut Connection,
+    sent: Option<&SegmentSent>,
+    next: Option<&SegmentSubmit>,
+    at: DateTime<Utc>,
+) -> StepOutcome {
+    let sent = sent.map(|s| {
+        super::outbox::atomic(conn, |tx| {
+            let done = submitted_in(tx, s.message_id, s.seq, s.tp_mr, at)?;
+            super::quotas::count_in(tx, &s.sim_iccid, 1, at, s.tz)?;
+            Ok(done)
+        })
+    });
+    let next = next.map(|n| super::outbox::atomic(conn, |tx| submitting_in(tx, n, at)));
+    StepOutcome { sent, next }
 }
 
 /// Apply a status report to its segment and, when that settles it, to the message: all parts
