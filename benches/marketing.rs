@@ -7,7 +7,6 @@
 //! `GRIDSMS_BENCH_ENGINE=sqlite|postgres|mysql` (default sqlite); postgres/mysql read
 //! GRIDSMS_TEST_POSTGRES_URL / GRIDSMS_TEST_MYSQL_URL. `GRIDSMS_BENCH_BILLS=N` changes the size.
 
-#[allow(dead_code)]
 #[path = "../tests/common/mkdb.rs"]
 mod mkdb;
 
