@@ -45,6 +45,9 @@ pub async fn run(
     caller: Caller,
     Path(name): Path<String>,
     Query(params): Query<RunParams>,
+    // Read (and ignored) so the connection stays reusable whatever the answer: a body left
+    // unread makes the server close a keep-alive connection the client may already reuse.
+    _body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Scope::Admin)?;
     let handle = shared

@@ -288,6 +288,47 @@ pub fn enqueue_checked(
     msgs: Vec<NewMessage>,
     now: DateTime<Utc>,
 ) -> Result<BatchOutcome, StoreError> {
+    // Fast path: no opt-outs anywhere and no key repeated inside the batch, so enqueue_bulk
+    // alone decides (known keys with the same content come back as duplicates). Only a key
+    // reused with other content (a template edited since) makes it fail, atomically; then the
+    // careful path below looks every key up first.
+    let any_opt_out = conn
+        .prepare_cached("SELECT 1 FROM opt_outs LIMIT 1")?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !any_opt_out {
+        let mut keys = HashSet::with_capacity(msgs.len());
+        let distinct = msgs
+            .iter()
+            .all(|m| m.idempotency_key.as_deref().is_none_or(|k| keys.insert(k)));
+        if distinct {
+            match outbox::enqueue_bulk(conn, &msgs, now) {
+                Ok(outcomes) => return Ok(tally(outcomes, BatchOutcome::default())),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    enqueue_careful(conn, msgs, now, any_opt_out)
+}
+
+fn tally(outcomes: Vec<outbox::EnqueueOutcome>, mut out: BatchOutcome) -> BatchOutcome {
+    for o in outcomes {
+        match o {
+            outbox::EnqueueOutcome::Queued(_) => out.queued += 1,
+            outbox::EnqueueOutcome::Duplicate(_) => out.duplicates += 1,
+        }
+    }
+    out
+}
+
+fn enqueue_careful(
+    conn: &mut Connection,
+    msgs: Vec<NewMessage>,
+    now: DateTime<Utc>,
+    any_opt_out: bool,
+) -> Result<BatchOutcome, StoreError> {
     let mut out = BatchOutcome::default();
     let mut fresh = Vec::with_capacity(msgs.len());
     {
@@ -295,45 +336,32 @@ pub fn enqueue_checked(
             conn.prepare_cached("SELECT 1 FROM messages WHERE idempotency_key = ?1")?;
         let mut seen: HashSet<String> = HashSet::with_capacity(msgs.len());
         let mut opted: HashMap<(String, Category), bool> = HashMap::new();
-        // Usually nobody has opted out: one probe per batch instead of one per message.
-        let any_opt_out = conn
-            .prepare_cached("SELECT 1 FROM opt_outs LIMIT 1")?
-            .query_row([], |_| Ok(()))
-            .optional()?
-            .is_some();
         for m in msgs {
-            let out_of = match opted.get(&(m.to.as_str().to_owned(), m.category)) {
-                _ if !any_opt_out => false,
-                Some(v) => *v,
-                None => {
-                    let v = contacts::is_opted_out(conn, &m.to, m.category)?;
-                    opted.insert((m.to.as_str().to_owned(), m.category), v);
-                    v
-                }
-            };
+            let out_of = any_opt_out
+                && match opted.get(&(m.to.as_str().to_owned(), m.category)) {
+                    Some(v) => *v,
+                    None => {
+                        let v = contacts::is_opted_out(conn, &m.to, m.category)?;
+                        opted.insert((m.to.as_str().to_owned(), m.category), v);
+                        v
+                    }
+                };
             if out_of {
                 out.opted_out += 1;
                 continue;
             }
-            if let Some(key) = &m.idempotency_key {
-                if !seen.insert(key.clone())
-                    || exists.query_row([key], |_| Ok(())).optional()?.is_some()
-                {
-                    out.duplicates += 1;
-                    continue;
-                }
+            if let Some(key) = &m.idempotency_key
+                && (!seen.insert(key.clone())
+                    || exists.query_row([key], |_| Ok(())).optional()?.is_some())
+            {
+                out.duplicates += 1;
+                continue;
             }
             fresh.push(m);
         }
     }
     let outcomes = outbox::enqueue_bulk(conn, &fresh, now)?;
-    for o in outcomes {
-        match o {
-            outbox::EnqueueOutcome::Queued(_) => out.queued += 1,
-            outbox::EnqueueOutcome::Duplicate(_) => out.duplicates += 1,
-        }
-    }
-    Ok(out)
+    Ok(tally(outcomes, out))
 }
 
 /// Reminder bookkeeping of one account.
@@ -486,6 +514,40 @@ mod tests {
                 .by_state(crate::message::MessageState::Cancelled),
             2
         );
+    }
+
+    #[test]
+    fn fast_path_falls_back_on_a_changed_key() {
+        let mut c = conn();
+        let now = Utc::now();
+        let out = enqueue_checked(&mut c, vec![msg("13800138000", "k1", "a")], now).unwrap();
+        assert_eq!((out.queued, out.duplicates), (1, 0));
+        let out = enqueue_checked(
+            &mut c,
+            vec![msg("13800138000", "k1", "a"), msg("13900139000", "k2", "b")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.queued, out.duplicates),
+            (1, 1),
+            "same content: duplicate"
+        );
+        let out = enqueue_checked(
+            &mut c,
+            vec![
+                msg("13800138000", "k1", "edited"),
+                msg("13700137000", "k3", "c"),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.queued, out.duplicates),
+            (1, 1),
+            "changed content: still duplicate"
+        );
+        assert_eq!(outbox::counts(&mut c).unwrap().total(), 3);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::store::jobs::RunStats;
 use crate::store::outbox::NewMessage;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// Longest account number / period accepted from a row (keys and texts stay bounded).
@@ -101,13 +101,8 @@ impl SeenKeys {
 
     /// True the first time `key` is offered.
     pub(super) fn first(&mut self, key: &str) -> bool {
-        let h = |s: &RandomState| {
-            let mut h = s.build_hasher();
-            key.hash(&mut h);
-            h.finish()
-        };
-        self.seen
-            .insert((u128::from(h(&self.a)) << 64) | u128::from(h(&self.b)))
+        let (a, b) = (self.a.hash_one(key), self.b.hash_one(key));
+        self.seen.insert((u128::from(a) << 64) | u128::from(b))
     }
 }
 
@@ -214,6 +209,7 @@ pub(super) async fn poll(
     let mut seen = SeenKeys::new();
     let mut max_seen = since;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut committer = ctx.committer();
     while let Some(row) = rows.next().await {
         let row = row?;
         stats.rows_read += 1;
@@ -229,10 +225,16 @@ pub(super) async fn poll(
             Err(reason) => stats.skip(reason),
         }
         if batch.len() >= BATCH {
-            ctx.commit(std::mem::take(&mut batch), None, stats).await?;
+            committer
+                .send(
+                    std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                    stats,
+                )
+                .await?;
         }
     }
-    ctx.commit(batch, Some(max_seen.to_rfc3339()), stats)
+    committer
+        .finish(batch, Some(max_seen.to_rfc3339()), stats)
         .await?;
     Ok(())
 }

@@ -217,6 +217,14 @@ impl JobContext {
         Ok(out)
     }
 
+    /// A pipeline that commits each batch in the background while the job reads the next.
+    pub fn committer(&self) -> Committer<'_> {
+        Committer {
+            ctx: self,
+            inflight: None,
+        }
+    }
+
     /// The job's stored watermark.
     pub async fn watermark(&self) -> Result<Option<String>, JobError> {
         let job = self.job;
@@ -225,6 +233,58 @@ impl JobContext {
             .store
             .call(move |c| store_jobs::watermark(c, job))
             .await?)
+    }
+}
+
+/// Commits batches one behind the reader: batch N is fsynced on the store thread while the
+/// job reads and renders batch N+1, and at most one batch is in flight (memory stays bounded).
+/// The last batch, which carries the watermark, is committed after every earlier one succeeded.
+pub struct Committer<'a> {
+    ctx: &'a JobContext,
+    inflight: Option<tokio::task::JoinHandle<Result<BatchOutcome, StoreError>>>,
+}
+
+impl Committer<'_> {
+    async fn wait(&mut self, stats: &mut RunStats) -> Result<(), JobError> {
+        if let Some(h) = self.inflight.take() {
+            let out = h
+                .await
+                .map_err(|e| JobError::Config(format!("batch commit task failed: {e}")))??;
+            stats.add(&out);
+            if out.queued > 0 {
+                self.ctx.shared.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand a batch over; waits only for the batch before it.
+    pub async fn send(
+        &mut self,
+        msgs: Vec<NewMessage>,
+        stats: &mut RunStats,
+    ) -> Result<(), JobError> {
+        self.wait(stats).await?;
+        let store = self.ctx.shared.store.clone();
+        let now = self.ctx.now();
+        self.inflight = Some(tokio::spawn(async move {
+            store
+                .call_durable(move |conn| store_jobs::enqueue_checked(conn, msgs, now))
+                .await
+        }));
+        Ok(())
+    }
+
+    /// The last batch and the watermark, once every earlier batch is committed.
+    pub async fn finish(
+        mut self,
+        msgs: Vec<NewMessage>,
+        watermark: Option<String>,
+        stats: &mut RunStats,
+    ) -> Result<(), JobError> {
+        self.wait(stats).await?;
+        self.ctx.commit(msgs, watermark, stats).await?;
+        Ok(())
     }
 }
 
