@@ -21,6 +21,7 @@
 //! - [`store`]: the SQLite outbox, quotas and migrations.
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 //! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
+//! - [`templates`]: notice texts (placeholders, signature, unsubscribe hint on broadcasts).
 
 pub mod api;
 pub mod at;
@@ -37,3 +38,4 @@ pub mod sim;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod templates;

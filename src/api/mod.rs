@@ -9,6 +9,7 @@
 
 mod error;
 mod messages;
+mod outages;
 mod status;
 
 pub use error::ApiError;
@@ -34,6 +35,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(messages::create).get(messages::list),
         )
         .route("/api/v1/messages/{id}", get(messages::get_one))
+        .route("/api/v1/outages", post(outages::create).get(outages::list))
+        .route("/api/v1/outages/{id}", get(outages::get_one))
+        .route("/api/v1/outages/{id}/cancel", post(outages::cancel))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
         .fallback(|| async { ApiError::not_found("no such route") })

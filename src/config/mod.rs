@@ -12,11 +12,14 @@
 
 mod duration;
 mod locate;
+mod outages;
 mod raw;
+mod templates;
 mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
+pub use outages::{OutagesConfig, PollSchedule};
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};
@@ -47,6 +50,10 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    /// Notice texts (`[templates]`).
+    #[serde(serialize_with = "templates::serialize")]
+    pub templates: crate::templates::Templates,
+    pub outages: OutagesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

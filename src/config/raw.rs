@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
+    pub templates: Option<super::templates::RawTemplates>,
+    pub outages: Option<super::outages::RawOutages>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -100,6 +100,8 @@ pub struct Running {
     dispatch: tokio::task::JoinHandle<()>,
     keepalive: tokio::task::JoinHandle<()>,
     pruning: tokio::task::JoinHandle<()>,
+    /// Marketing-driven tasks (outage poll and reminders), stopped with `stop`.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     notifier: Notifier,
 }
 
@@ -175,11 +177,24 @@ pub async fn start(
         dispatch,
         keepalive,
         pruning,
+        tasks: Vec::new(),
         notifier: options.notifier,
     })
 }
 
 impl Running {
+    /// Serves outage notices (API routes, poll, day-before reminders) with `desk`. Called at
+    /// start when `[marketing]` is configured; tests call it with their own directory.
+    pub fn start_outages(&mut self, desk: crate::marketing::outages::OutageDesk) {
+        if self.shared.outages.set(desk.clone()).is_ok() {
+            self.tasks.push(tokio::spawn(crate::marketing::outages::run(
+                self.shared.clone(),
+                desk,
+                self.stop.clone(),
+            )));
+        }
+    }
+
     /// Re-reads the config file (SIGHUP). Returns false when it was refused.
     pub async fn reload(&self) -> bool {
         self.notifier.reloading();
@@ -195,6 +210,9 @@ impl Running {
         self.stop.cancel();
         self.keepalive.abort();
         self.pruning.abort();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
         }

@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod mysql;
+pub mod outages;
 pub mod postgres;
 pub mod queries;
 pub mod source;
