@@ -570,9 +570,15 @@ fn enqueue_batch(
     let mut msgs = Vec::new();
     let mut phones = Vec::new();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).naive_local();
+    let mut opted_out = std::collections::HashSet::new();
     for c in batch {
+        if opted_out.contains(c.phone.as_str()) {
+            *done.skipped.entry("duplicate").or_default() += 1;
+            continue;
+        }
         if contacts::is_opted_out(conn, &c.phone, Category::Outage)? {
             *done.skipped.entry("opted_out").or_default() += 1;
+            opted_out.insert(c.phone.as_str().to_owned());
             continue;
         }
         let fresh = db::record_notice(
