@@ -94,23 +94,23 @@ impl NoticeKind {
                  应缴电费{amount}[，请于{due_date}前缴纳]，此前通知作废，给您带来不便敬请谅解。"
             }
             NoticeKind::Reminder => {
-                "尊敬的{name}客户，您户号{account}[{period}]尚欠电费{amount}[，缴费截止日为{due_date}]\
+                "尊敬的{name}客户，您户号{account}欠缴电费{amount}[（{period}）][，缴费截止日为{due_date}]\
                  [，已产生违约金{late_fee}]，请尽快缴纳，以免影响正常用电。如已缴纳，请忽略本短信。"
             }
             NoticeKind::OutagePlanned => {
-                "尊敬的{name}客户，[因{reason}，]定于{start}至{end}对[{area}][（{feeder}线路）]\
+                "尊敬的{name}客户，[因{reason}，]定于{start}至{end}对[{area}][（{feeder}）]\
                  停电，请您提前做好准备。停电期间请勿靠近、触碰电力设施，给您带来不便敬请谅解。"
             }
             NoticeKind::OutageReminder => {
-                "尊敬的{name}客户，温馨提醒：[{area}][（{feeder}线路）]将于{start}至{end}\
+                "尊敬的{name}客户，温馨提醒：[{area}][（{feeder}）]将于{start}至{end}\
                  停电[（{reason}）]，请您提前做好准备。"
             }
             NoticeKind::OutageChanged => {
-                "尊敬的{name}客户，[{area}][（{feeder}线路）]计划停电时间调整为{start}至{end}\
+                "尊敬的{name}客户，[{area}][（{feeder}）]计划停电时间调整为{start}至{end}\
                  [，原因：{reason}]，请以本通知为准，给您带来不便敬请谅解。"
             }
             NoticeKind::OutageCancelled => {
-                "尊敬的{name}客户，原定{start}至{end}[{area}][（{feeder}线路）]的计划停电已取消，\
+                "尊敬的{name}客户，原定{start}至{end}[{area}][（{feeder}）]的计划停电已取消，\
                  届时将正常供电，感谢您的理解与支持。"
             }
             NoticeKind::Broadcast => "{text}",

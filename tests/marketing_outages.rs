@@ -241,7 +241,7 @@ async fn polled_outage_change_and_cancellation_reach_exactly_those_told() {
         .find(|m| m.3.contains(":cancelled:"))
         .unwrap()
         .1;
-    assert!(text.contains("原定11月30日09:00至17:00城关镇东街一带（F1线路）的计划停电已取消"), "{text}");
+    assert!(text.contains("原定11月30日09:00至17:00城关镇东街一带（F1）的计划停电已取消"), "{text}");
     assert_eq!(site.desk.poll(&t).await.unwrap().queued, 0);
 }
 

@@ -9,6 +9,7 @@ mod detect;
 mod modem;
 mod pdu;
 mod sim;
+mod template;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ pub enum Command {
     Queue(client::ApiArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
+    /// Notice templates: `template check` renders each with sample data.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -68,5 +72,6 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
+        Command::Template(cmd) => template::run(cmd),
     }
 }
