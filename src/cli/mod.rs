@@ -7,6 +7,7 @@ mod config;
 mod daemon;
 mod detect;
 mod modem;
+mod outage;
 mod pdu;
 mod sim;
 mod template;
@@ -49,6 +50,8 @@ pub enum Command {
     Queue(client::ApiArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
+    /// Planned-outage notices for a feeder or transformer areas (95598 desk), list, cancel.
+    Outage(outage::OutageArgs),
     /// Notice templates: `template check` renders each with sample data.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -73,5 +76,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
         Command::Template(cmd) => template::run(cmd),
+        Command::Outage(args) => outage::run(args),
     }
 }

@@ -58,16 +58,7 @@ impl Site {
     pub async fn new(rows: &[(&str, &str, Option<&str>, &str, &str)]) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         let marketing = dir.path().join("marketing.db");
-        let conn = rusqlite::Connection::open(&marketing).expect("marketing db");
-        conn.execute_batch(SCHEMA).expect("schema");
-        for (account, name, phone, feeder, area) in rows {
-            conn.execute(
-                "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, '33011201')",
-                rusqlite::params![account, name, phone, feeder, area],
-            )
-            .expect("customer");
-        }
-        drop(conn);
+        write_marketing(&marketing, rows);
         let store = Store::open(dir.path().join("gridsms.db"))
             .await
             .expect("store");
@@ -128,6 +119,19 @@ impl Site {
             })
             .await
             .expect("mark sent");
+    }
+}
+
+/// A marketing database file with `rows` of (account, name, phone, feeder, area).
+pub fn write_marketing(path: &Path, rows: &[(&str, &str, Option<&str>, &str, &str)]) {
+    let conn = rusqlite::Connection::open(path).expect("marketing db");
+    conn.execute_batch(SCHEMA).expect("schema");
+    for (account, name, phone, feeder, area) in rows {
+        conn.execute(
+            "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, '33011201')",
+            rusqlite::params![account, name, phone, feeder, area],
+        )
+        .expect("customer");
     }
 }
 
