@@ -13,13 +13,14 @@
 mod duration;
 mod locate;
 mod outages;
+pub mod marketing;
 mod raw;
 mod templates;
 mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
-pub use outages::{OutagesConfig, PollSchedule};
+pub use outages::OutagesConfig;
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};
@@ -54,6 +55,9 @@ pub struct Config {
     #[serde(serialize_with = "templates::serialize")]
     pub templates: crate::templates::Templates,
     pub outages: OutagesConfig,
+    /// `[marketing]`: the billing database and its polling jobs; `None` = no jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marketing: Option<marketing::MarketingConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,11 +1,13 @@
-//! `[outages]`: polling the marketing database for planned outages, and when the second
-//! (day-before) notice goes out.
+//! `[outages]`: polling the marketing database for planned outages (a job of the marketing
+//! runner, `every`/`at` read like the other jobs' schedules), and when the second (day-before)
+//! notice goes out (checked at each run of the job).
 //!
 //! Notices for an outage are sent at once whatever its lead time (a customer warned an hour
 //! ahead is better off than one not warned); they expire at the outage start. `min_lead` only
 //! marks outages announced later than it as short notice: logged as a warning and answered
 //! with `"short_notice": true` by the API, so the desk knows the rules' notice period was missed.
 
+use super::marketing::{Schedule, schedule};
 use super::{KeyPath, Problems, format_duration, parse_duration};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize, Serializer};
@@ -21,27 +23,12 @@ pub struct RawOutages {
     pub min_lead: Option<String>,
 }
 
-/// When a poll runs: at a fixed interval, or at local times of day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PollSchedule {
-    Every(Duration),
-    At(Vec<NaiveTime>),
-}
-
-impl Serialize for PollSchedule {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PollSchedule::Every(d) => s.serialize_str(&format!("every {}", format_duration(*d))),
-            PollSchedule::At(times) => s.collect_seq(times.iter().map(|t| t.format("%H:%M").to_string())),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutagesConfig {
     /// Poll the `outages` query (when `[marketing.queries]` has one).
     pub enabled: bool,
-    pub schedule: PollSchedule,
+    #[serde(flatten)]
+    pub schedule: Schedule,
     /// Local time of the day before an outage when the reminder goes out.
     #[serde(serialize_with = "ser_time")]
     pub day_before_at: NaiveTime,
@@ -56,7 +43,7 @@ impl Default for OutagesConfig {
     fn default() -> Self {
         OutagesConfig {
             enabled: true,
-            schedule: PollSchedule::Every(DEFAULT_EVERY),
+            schedule: Schedule::Every(DEFAULT_EVERY),
             day_before_at: NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
             min_lead: DEFAULT_MIN_LEAD,
         }
@@ -77,44 +64,13 @@ fn time_of_day(text: &str) -> Option<NaiveTime> {
 
 pub(super) fn validate(raw: RawOutages, at: &KeyPath, p: &mut Problems) -> OutagesConfig {
     let d = OutagesConfig::default();
-    let schedule = match (raw.every.as_deref(), raw.at) {
-        (Some(_), Some(_)) => {
-            p.error(&at.key("at"), "give either every or at, not both");
-            d.schedule.clone()
-        }
-        (Some(every), None) => match parse_duration(every) {
-            Ok(e) if e >= Duration::from_secs(10) && e <= Duration::from_secs(86_400) => {
-                PollSchedule::Every(e)
-            }
-            Ok(_) => {
-                p.error(&at.key("every"), "must be between 10s and 24h");
-                d.schedule.clone()
-            }
-            Err(e) => {
-                p.error(&at.key("every"), e.to_string());
-                d.schedule.clone()
-            }
-        },
-        (None, Some(list)) => {
-            let mut times = Vec::new();
-            for (i, t) in list.iter().enumerate() {
-                match time_of_day(t) {
-                    Some(t) if !times.contains(&t) => times.push(t),
-                    Some(_) => p.error(&at.key("at").index(i), format!("{t:?} is listed twice")),
-                    None => p.error(
-                        &at.key("at").index(i),
-                        format!("{t:?}: expected a local time such as \"07:30\""),
-                    ),
-                }
-            }
-            if list.is_empty() {
-                p.error(&at.key("at"), "is empty: give at least one time, or use every");
-            }
-            times.sort();
-            PollSchedule::At(times)
-        }
-        (None, None) => d.schedule.clone(),
-    };
+    let schedule = schedule(
+        raw.every.as_deref(),
+        raw.at.as_deref(),
+        d.schedule.clone(),
+        at,
+        p,
+    );
     let day_before_at = match raw.day_before_at.as_deref() {
         None => d.day_before_at,
         Some(t) => time_of_day(t).unwrap_or_else(|| {

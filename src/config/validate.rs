@@ -78,6 +78,9 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         super::templates::validate(raw.templates.unwrap_or_default(), &root.key("templates"), p);
     let outages =
         super::outages::validate(raw.outages.unwrap_or_default(), &root.key("outages"), p);
+    let marketing = raw
+        .marketing
+        .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -87,12 +90,13 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         log,
         templates,
         outages,
+        marketing,
     })
 }
 
 /// `path` made absolute against `base`, with `.` and `..` removed lexically (symlinks are
 /// left alone: a udev link must stay the link).
-fn resolve(base: &Path, path: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
     use std::path::Component;
     let joined = base.join(path);
     let mut out = PathBuf::new();
@@ -108,7 +112,7 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     out
 }
 
-fn int_in(
+pub(super) fn int_in(
     p: &mut Problems,
     at: &KeyPath,
     value: Option<i64>,
@@ -132,7 +136,7 @@ fn int_in(
     }
 }
 
-fn duration_in(
+pub(super) fn duration_in(
     p: &mut Problems,
     at: &KeyPath,
     value: Option<&str>,
@@ -454,7 +458,7 @@ fn pin(
 }
 
 /// Reads a small secret file: trimmed contents and whether every user may read it.
-fn read_secret(path: &Path) -> Result<(String, bool), String> {
+pub(super) fn read_secret(path: &Path) -> Result<(String, bool), String> {
     let shown = path.display();
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let world_readable = file_is_world_readable(&file);

@@ -100,8 +100,7 @@ pub struct Running {
     dispatch: tokio::task::JoinHandle<()>,
     keepalive: tokio::task::JoinHandle<()>,
     pruning: tokio::task::JoinHandle<()>,
-    /// Marketing-driven tasks (outage poll and reminders), stopped with `stop`.
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    jobs: tokio::task::JoinHandle<()>,
     notifier: Notifier,
 }
 
@@ -167,6 +166,8 @@ pub async fn start(
         options.notifier.clone(),
     ));
     let pruning = tokio::spawn(retention::run(shared.clone()));
+    let jobs = crate::marketing::jobs::spawn(shared.clone(), stop.clone());
+    crate::marketing::outages::attach(&shared);
     Ok(Running {
         shared,
         api_addr,
@@ -177,22 +178,16 @@ pub async fn start(
         dispatch,
         keepalive,
         pruning,
-        tasks: Vec::new(),
+        jobs,
         notifier: options.notifier,
     })
 }
 
 impl Running {
-    /// Serves outage notices (API routes, poll, day-before reminders) with `desk`. Called at
-    /// start when `[marketing]` is configured; tests call it with their own directory.
+    /// Serves the outage API with `desk` (tests; `start` attaches one when `[marketing]` is
+    /// configured). The poll and reminders run as the marketing runner's `outages` job.
     pub fn start_outages(&mut self, desk: crate::marketing::outages::OutageDesk) {
-        if self.shared.outages.set(desk.clone()).is_ok() {
-            self.tasks.push(tokio::spawn(crate::marketing::outages::run(
-                self.shared.clone(),
-                desk,
-                self.stop.clone(),
-            )));
-        }
+        let _ = self.shared.outages.set(desk);
     }
 
     /// Re-reads the config file (SIGHUP). Returns false when it was refused.
@@ -210,9 +205,8 @@ impl Running {
         self.stop.cancel();
         self.keepalive.abort();
         self.pruning.abort();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
+        // A job run stops at its next await; what it committed stays, its watermark did not move.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.jobs).await;
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
         }
@@ -301,11 +295,16 @@ async fn status_line(shared: &Shared) -> String {
         }
         Err(_) => "?".to_owned(),
     };
-    format!(
+    let mut line = format!(
         "{up}/{} modems up, {pending} messages pending; {}",
         modems.len(),
         shared.dispatch_status()
-    )
+    );
+    if let Some(problem) = shared.jobs.get().and_then(|j| j.problem()) {
+        line.push_str("; ");
+        line.push_str(&problem);
+    }
+    line
 }
 
 /// READY once the modems have had their first init attempt; then STATUS every few seconds and

@@ -83,6 +83,8 @@ pub struct Shared {
     pub first_init_done: Notify,
     /// Planned-outage notices (set when the marketing database is configured).
     pub outages: std::sync::OnceLock<crate::marketing::outages::OutageDesk>,
+    /// The marketing job runner, once started (`marketing::jobs::spawn`).
+    pub jobs: std::sync::OnceLock<Arc<crate::marketing::jobs::JobsHandle>>,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
             outages: std::sync::OnceLock::new(),
+            jobs: std::sync::OnceLock::new(),
         })
     }
 

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod directory;
+pub mod jobs;
 pub mod mysql;
 pub mod outages;
 pub mod postgres;

@@ -314,6 +314,16 @@ impl OutageDesk {
         Ok(report)
     }
 
+    /// Finish announcements a stop or an error interrupted. Returns the notices queued.
+    pub async fn resume(&self, templates: &Templates) -> Result<u64, OutageError> {
+        let now = self.clock.now();
+        let mut queued = 0;
+        for id in self.store.call(move |c| db::unannounced(c, now)).await? {
+            queued += self.announce(id, templates).await?.recipients;
+        }
+        Ok(queued)
+    }
+
     /// Day-before reminders that are due at `now`: for each upcoming outage whose reminder time
     /// (`day_before_at` local, the day before the start) has come, the phones told on an
     /// earlier day than that get a reminder. Returns the notices queued.
@@ -410,12 +420,7 @@ impl OutageDesk {
             }
         }
         drop(rows);
-        // Announcements a stop or an error interrupted are finished first.
-        let now = self.clock.now();
-        for id in self.store.call(move |c| db::unannounced(c, now)).await? {
-            let r = self.announce(id, templates).await?;
-            report.queued += r.recipients;
-        }
+        report.queued += self.resume(templates).await?;
         for p in parsed {
             let now = self.clock.now();
             let upserted = {
@@ -725,70 +730,95 @@ pub async fn may_announce(
     Ok(())
 }
 
-/// The poll, the day-before reminders and nothing else: runs until `stop`.
-pub async fn run(
-    shared: Arc<crate::daemon::state::Shared>,
-    desk: OutageDesk,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    // Reminders are checked every minute; the poll on its schedule.
-    let mut next_poll = tokio::time::Instant::now();
-    loop {
-        let config = shared.config();
-        let oc = &config.outages;
-        if oc.enabled && tokio::time::Instant::now() >= next_poll {
-            if desk.directory.has("outages") {
-                let polled = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = desk.poll(&config.templates) => r,
-                };
-                match polled {
-                    Ok(r) if r.rows > 0 => tracing::info!(
-                        rows = r.rows, new = r.new, changed = r.changed, cancelled = r.cancelled,
-                        queued = r.queued, skipped = ?r.skipped, "outage poll"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "outage poll failed; retried at the next poll"),
+/// The outage job of the marketing runner: resumes interrupted announcements, polls the
+/// `outages` query when it is configured, and sends the day-before reminders that are due.
+pub struct OutagesJob;
+
+impl crate::marketing::jobs::Job for OutagesJob {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a crate::marketing::jobs::JobContext,
+        stats: &'a mut crate::store::jobs::RunStats,
+    ) -> super::source::BoxFuture<'a, Result<(), crate::marketing::jobs::JobError>> {
+        Box::pin(async move {
+            let desk = OutageDesk::new(
+                ctx.shared.store.clone(),
+                ctx.directory.clone(),
+                ctx.shared.clock.clone(),
+            );
+            let templates = &ctx.config.templates;
+            let to_job = |e: OutageError| match e {
+                OutageError::Marketing(m) => crate::marketing::jobs::JobError::Marketing(m),
+                OutageError::Store(s) => crate::marketing::jobs::JobError::Store(s),
+                OutageError::NotFound(id) => {
+                    crate::marketing::jobs::JobError::Config(format!("outage {id} vanished"))
                 }
-                shared.wake.notify_one();
+            };
+            let report = if desk.directory.has("outages") {
+                desk.poll(templates).await.map_err(to_job)?
+            } else {
+                let mut r = PollReport::default();
+                r.queued = desk.resume(templates).await.map_err(to_job)?;
+                r
+            };
+            stats.rows_read += report.rows;
+            stats.queued += report.queued;
+            for (k, n) in &report.skipped {
+                // Dedup hits are how the feature works, not a data problem.
+                if k == "duplicate" {
+                    stats.duplicates += n;
+                } else {
+                    stats.skip_n(k, *n);
+                }
             }
-            next_poll = tokio::time::Instant::now() + until_next_poll(&oc.schedule, desk.clock.now(), desk.tz());
-        }
-        let reminded = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = desk.send_reminders(oc.day_before_at, &config.templates) => r,
-        };
-        match reminded {
-            Ok(n) if n > 0 => shared.wake.notify_one(),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "outage reminders failed; retried in a minute"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-        }
+            let reminded = desk
+                .send_reminders(ctx.config.outages.day_before_at, templates)
+                .await
+                .map_err(to_job)?;
+            stats.queued += reminded;
+            if report.queued + reminded > 0 {
+                ctx.shared.wake.notify_one();
+            }
+            Ok(())
+        })
     }
 }
 
-/// How long until the next poll on `schedule`.
-pub fn until_next_poll(
-    schedule: &crate::config::PollSchedule,
-    now: DateTime<Utc>,
-    tz: Tz,
-) -> std::time::Duration {
-    use crate::config::PollSchedule;
-    match schedule {
-        PollSchedule::Every(d) => *d,
-        PollSchedule::At(times) => {
-            let local = now.with_timezone(&tz).naive_local();
-            let next = times
-                .iter()
-                .map(|t| local.date().and_time(*t))
-                .find(|t| *t > local)
-                .or_else(|| times.first().map(|t| (local.date() + Days::days(1)).and_time(*t)));
-            next.and_then(|n| local_to_utc(tz, n))
-                .and_then(|n| (n - now).to_std().ok())
-                .unwrap_or(std::time::Duration::from_secs(3600))
+/// The outage job as the runner lists it, when the config can use it: `[outages] enabled`
+/// and a customer query to announce with.
+pub fn job_spec(config: &crate::config::Config) -> Option<crate::marketing::jobs::JobSpec> {
+    let m = config.marketing.as_ref()?;
+    let q = &m.parsed;
+    if q.get("customers_on_feeder").is_none() && q.get("customers_in_area").is_none() {
+        return None;
+    }
+    Some(crate::marketing::jobs::JobSpec {
+        name: "outages",
+        enabled: config.outages.enabled,
+        schedule: config.outages.schedule.clone(),
+        queries: if q.get("outages").is_some() {
+            &["outages"]
+        } else {
+            &[]
+        },
+        job: Arc::new(OutagesJob),
+    })
+}
+
+/// Gives the API its outage desk when `[marketing]` is configured (at start; a changed
+/// `[marketing] url` reaches the API at the next restart, the poll at once).
+pub fn attach(shared: &Arc<crate::daemon::state::Shared>) {
+    let config = shared.config();
+    let Some(m) = &config.marketing else { return };
+    match super::source::open(&m.source_config()) {
+        Ok(source) => {
+            let directory = Directory::new(source, m.parsed.clone(), config.dispatch.timezone);
+            let _ = shared.outages.set(OutageDesk::new(
+                shared.store.clone(),
+                directory,
+                shared.clock.clone(),
+            ));
         }
+        Err(error) => tracing::error!(%error, "outage notices unavailable"),
     }
 }

@@ -141,6 +141,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN account TEXT;
     ALTER TABLE messages ADD COLUMN station TEXT;
     "#,
+    // 5: marketing jobs: job runs, watermarks, reminder state (see store/jobs.rs).
+    super::jobs::MIGRATION,
     // 7: outages (polled or entered at the 95598 desk) and the notices sent per phone.
     r#"
     CREATE TABLE outages (

@@ -52,6 +52,7 @@
 
 pub mod backup;
 pub mod contacts;
+pub mod jobs;
 pub mod migrations;
 pub mod outages;
 pub mod outbox;

@@ -4,6 +4,8 @@
 //! (for signals and kill -9). HTTP goes through `ureq` on a blocking thread.
 #![allow(dead_code)]
 
+pub mod mkdb;
+
 use gridsms::clock::{Clock, ManualClock, SystemClock};
 use gridsms::daemon::pool::simulated_identity;
 use gridsms::daemon::{self, RunOptions, Running};
