@@ -5,6 +5,7 @@ mod backup;
 mod client;
 mod config;
 mod daemon;
+mod demo;
 mod detect;
 mod modem;
 mod outage;
@@ -52,6 +53,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Planned-outage notices for a feeder or transformer areas (95598 desk), list, cancel.
     Outage(outage::OutageArgs),
+    /// Write a demo marketing database (stations, feeders, customers, bills, outages).
+    DemoDb(demo::DemoDbArgs),
     /// Notice templates: `template check` renders each with sample data.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(args),
         Command::Template(cmd) => template::run(cmd),
         Command::Outage(args) => outage::run(args),
+        Command::DemoDb(args) => demo::run(args),
     }
 }

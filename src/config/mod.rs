@@ -10,6 +10,7 @@
 //! zones or durations. Problems that do not stop the daemon (a world-readable token file, limits
 //! above where carriers' spam checks start) are warnings in [`Loaded::warnings`].
 
+mod demo;
 mod duration;
 mod locate;
 mod outages;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
+pub use demo::DemoConfig;
 pub use outages::OutagesConfig;
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
@@ -55,6 +57,9 @@ pub struct Config {
     #[serde(serialize_with = "templates::serialize")]
     pub templates: crate::templates::Templates,
     pub outages: OutagesConfig,
+    /// `[demo]`: demo only (config/demo.toml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<DemoConfig>,
     /// `[marketing]`: the billing database and its polling jobs; `None` = no jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marketing: Option<marketing::MarketingConfig>,

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub log: Option<RawLog>,
     pub templates: Option<super::templates::RawTemplates>,
     pub outages: Option<super::outages::RawOutages>,
+    pub demo: Option<super::demo::RawDemo>,
     pub marketing: Option<super::marketing::RawMarketing>,
 }
 

@@ -117,6 +117,7 @@ pub async fn start(
             source,
         })?;
     }
+    crate::marketing::demo::ensure(&config, options.clock.now());
     let store = Store::open(storage).await?;
     let recovery = store
         .recover_in_flight(recovery_policy(&config), options.clock.now())

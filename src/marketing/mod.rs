@@ -7,6 +7,7 @@
 //!     -> Directory (typed lookups, customer streams) -> jobs / inbound replies / staff sends
 //! ```
 
+pub mod demo;
 pub mod directory;
 pub mod jobs;
 pub mod mysql;
