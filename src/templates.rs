@@ -476,7 +476,11 @@ impl Default for Templates {
             unsubscribe_hint: DEFAULT_UNSUBSCRIBE_HINT.to_owned(),
             templates: NoticeKind::ALL
                 .into_iter()
-                .filter_map(|k| Template::parse(k.default_template(), k).ok().map(|t| (k, t)))
+                .filter_map(|k| {
+                    Template::parse(k.default_template(), k)
+                        .ok()
+                        .map(|t| (k, t))
+                })
                 .collect(),
         }
     }
@@ -518,7 +522,10 @@ impl Templates {
     }
 
     pub fn template(&self, kind: NoticeKind) -> Option<&Template> {
-        self.templates.iter().find(|(k, _)| *k == kind).map(|(_, t)| t)
+        self.templates
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, t)| t)
     }
 
     /// The complete SMS text: signature, filled body and (broadcasts only) the hint.
@@ -572,7 +579,8 @@ impl Templates {
                 v.reason = Some("线路检修".into());
             }
             NoticeKind::Broadcast => {
-                v.text = Some("自12月1日起，居民阶梯电价第二档起始电量调整为每月230千瓦时。".into());
+                v.text =
+                    Some("自12月1日起，居民阶梯电价第二档起始电量调整为每月230千瓦时。".into());
             }
         }
         v

@@ -28,7 +28,9 @@ fn dump(path: &Path) -> Vec<String> {
         .unwrap();
     let mut out = Vec::new();
     for t in tables {
-        let mut stmt = c.prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2")).unwrap();
+        let mut stmt = c
+            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+            .unwrap();
         let n = stmt.column_count();
         let mut rows = stmt.query([]).unwrap();
         while let Some(r) = rows.next().unwrap() {
@@ -73,7 +75,10 @@ fn content_looks_like_a_bureau() {
     let db = dir.path().join("m.db");
     let s = demo::generate(&db, 2_000, 1, now()).unwrap();
     assert_eq!(s.customers, 2_000);
-    let primary = count(&db, "SELECT count(*) FROM contact WHERE contact_type = '01'");
+    let primary = count(
+        &db,
+        "SELECT count(*) FROM contact WHERE contact_type = '01'",
+    );
     let missing = count(&db, "SELECT count(*) FROM contact WHERE mobile IS NULL");
     let invalid = count(
         &db,
@@ -92,17 +97,26 @@ fn content_looks_like_a_bureau() {
     assert!(shared > 0, "some phones are on two accounts");
     assert!(s.bills_posted_today > 200, "{s:?}");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM bill WHERE posted_at LIKE '2026-11-28%' AND revision = 0"),
+        count(
+            &db,
+            "SELECT count(*) FROM bill WHERE posted_at LIKE '2026-11-28%' AND revision = 0"
+        ),
         i64::from(s.bills_posted_today)
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM bill WHERE posted_at > '2026-11-28 10:00:00'"),
+        count(
+            &db,
+            "SELECT count(*) FROM bill WHERE posted_at > '2026-11-28 10:00:00'"
+        ),
         0,
         "nothing posted in the future"
     );
     assert!(s.revisions > 0 && s.arrears > 0, "{s:?}");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM receivable WHERE due_date >= '2026-11-28'"),
+        count(
+            &db,
+            "SELECT count(*) FROM receivable WHERE due_date >= '2026-11-28'"
+        ),
         0
     );
     assert_eq!(
@@ -115,9 +129,17 @@ fn content_looks_like_a_bureau() {
         "an outage starts tomorrow"
     );
     assert!(
-        count(&db, "SELECT count(*) FROM org_station WHERE org_code GLOB '33011[0-9][0-9][0-9]'") == 2
+        count(
+            &db,
+            "SELECT count(*) FROM org_station WHERE org_code GLOB '33011[0-9][0-9][0-9]'"
+        ) == 2
     );
-    assert!(count(&db, "SELECT count(*) FROM customer WHERE cons_name GLOB '*[a-zA-Z]*'") == 0);
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM customer WHERE cons_name GLOB '*[a-zA-Z]*'"
+        ) == 0
+    );
 }
 
 #[tokio::test]
@@ -133,15 +155,20 @@ async fn demo_queries_fit_the_schema_and_match_demo_toml() {
     })
     .unwrap();
     let parsed = Queries::parse(QUERIES.iter().copied()).unwrap();
-    assert_eq!(parsed.iter().count(), gridsms::marketing::QUERIES.len(), "every query");
+    assert_eq!(
+        parsed.iter().count(),
+        gridsms::marketing::QUERIES.len(),
+        "every query"
+    );
     for (name, q) in parsed.iter() {
         let cols = source.columns(q).await.unwrap();
         let spec = spec(name).unwrap();
         assert!(missing_columns(spec, &cols).is_empty(), "{name}: {cols:?}");
     }
-    let config = gridsms::config::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
-        .unwrap()
-        .config;
+    let config =
+        gridsms::config::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
+            .unwrap()
+            .config;
     let m = config.marketing.expect("demo.toml has [marketing]");
     let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     for (name, sql) in QUERIES {
@@ -160,13 +187,27 @@ fn demo_db_command() {
     let out_path = dir.path().join("x.db");
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_gridsms"))
-            .args(["demo-db", "--customers", "120", "--seed", "3", "--now", "2026-11-28 10:00", "--json", "--out"])
+            .args([
+                "demo-db",
+                "--customers",
+                "120",
+                "--seed",
+                "3",
+                "--now",
+                "2026-11-28 10:00",
+                "--json",
+                "--out",
+            ])
             .arg(&out_path)
             .output()
             .unwrap()
     };
     let out = run();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["customers"], 120);
     assert_eq!(s["outages"], 3);
@@ -219,7 +260,10 @@ async fn the_demo_config_sends_bill_and_outage_notices() {
     )
     .await
     .unwrap();
-    assert!(dir.path().join("demo-data/marketing.db").exists(), "written at start");
+    assert!(
+        dir.path().join("demo-data/marketing.db").exists(),
+        "written at start"
+    );
     let store = running.shared.store.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
@@ -244,6 +288,9 @@ async fn the_demo_config_sends_bill_and_outage_notices() {
         })
         .await
         .unwrap();
-    assert!(text.contains("线路检修") && text.contains("08:00至17:00"), "{text}");
+    assert!(
+        text.contains("线路检修") && text.contains("08:00至17:00"),
+        "{text}"
+    );
     running.shutdown().await;
 }

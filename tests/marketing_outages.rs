@@ -61,7 +61,10 @@ async fn feeder_outage_one_notice_per_phone_skips_counted_expires_at_start() {
         assert!(key.starts_with(&format!("outage:{}:v1:planned:", r.outage_id)));
         assert_eq!(*expires, Some(at(30, 8, 0).timestamp_millis()));
         assert!(text.starts_with("【某某供电公司】尊敬的"), "{text}");
-        assert!(text.contains("因线路检修，定于11月30日08:00至18:00对城关镇东街一带"), "{text}");
+        assert!(
+            text.contains("因线路检修，定于11月30日08:00至18:00对城关镇东街一带"),
+            "{text}"
+        );
         assert!(!text.contains("回复TD退订"), "{text}");
     }
     // Priority 0 (outage) in the outbox.
@@ -88,8 +91,24 @@ async fn area_outage_deduplicates_across_areas_and_adds_local_bindings() {
     let (b1, b2) = (bound.clone(), pending.clone());
     site.store
         .call(move |c| {
-            contacts::upsert_binding(c, &b1, "A3", ContactSource::Sms, BindingStatus::Active, None, now)?;
-            contacts::upsert_binding(c, &b2, "A3", ContactSource::Sms, BindingStatus::Pending, None, now)?;
+            contacts::upsert_binding(
+                c,
+                &b1,
+                "A3",
+                ContactSource::Sms,
+                BindingStatus::Active,
+                None,
+                now,
+            )?;
+            contacts::upsert_binding(
+                c,
+                &b2,
+                "A3",
+                ContactSource::Sms,
+                BindingStatus::Pending,
+                None,
+                now,
+            )?;
             Ok(())
         })
         .await
@@ -106,7 +125,12 @@ async fn area_outage_deduplicates_across_areas_and_adds_local_bindings() {
     to.sort();
     assert_eq!(
         to,
-        vec![p("13600136009"), p("13700137003"), p("13800138001"), p("13900139002")]
+        vec![
+            p("13600136009"),
+            p("13700137003"),
+            p("13800138001"),
+            p("13900139002")
+        ]
     );
     assert_eq!(r.recipients, 4);
     assert_eq!(r.skipped.get("duplicate"), Some(&1));
@@ -116,8 +140,10 @@ async fn area_outage_deduplicates_across_areas_and_adds_local_bindings() {
 async fn opt_outs_are_honoured_per_category() {
     let site = feeder_site().await;
     let now = site.clock.now();
-    let (a, b): (gridsms::phone::E164, gridsms::phone::E164) =
-        ("13800138001".parse().unwrap(), "13900139002".parse().unwrap());
+    let (a, b): (gridsms::phone::E164, gridsms::phone::E164) = (
+        "13800138001".parse().unwrap(),
+        "13900139002".parse().unwrap(),
+    );
     site.store
         .call(move |c| {
             contacts::opt_out(c, &a, Some(Category::Outage), "sms", now)?;
@@ -168,7 +194,11 @@ async fn day_before_reminder_goes_once_to_phones_told_on_an_earlier_day() {
         .collect();
     assert!(texts[0].contains("温馨提醒"), "{}", texts[0]);
     site.clock.set(at(29, 20, 0));
-    assert_eq!(site.desk.send_reminders(six_pm, &t).await.unwrap(), 0, "once");
+    assert_eq!(
+        site.desk.send_reminders(six_pm, &t).await.unwrap(),
+        0,
+        "once"
+    );
 }
 
 #[tokio::test]
@@ -186,7 +216,11 @@ async fn polled_outage_change_and_cancellation_reach_exactly_those_told() {
     let r = site.desk.poll(&t).await.unwrap();
     assert_eq!((r.rows, r.new, r.queued), (3, 2, 2), "{r:?}");
     assert_eq!(r.skipped.get("no_feeder_or_areas"), Some(&1));
-    assert_eq!(site.recipients("planned").await.len(), 2, "a past outage is not announced");
+    assert_eq!(
+        site.recipients("planned").await.len(),
+        2,
+        "a past outage is not announced"
+    );
     // Polling again changes nothing.
     let again = site.desk.poll(&t).await.unwrap();
     assert_eq!(again.queued, 0);
@@ -213,14 +247,25 @@ async fn polled_outage_change_and_cancellation_reach_exactly_those_told() {
     assert_eq!(site.recipients("changed").await, vec![p("13800138001")]);
     let msgs = site.messages().await;
     let changed = msgs.iter().find(|m| m.3.contains(":changed:")).unwrap();
-    assert!(changed.1.contains("调整为11月30日09:00至17:00"), "{}", changed.1);
+    assert!(
+        changed.1.contains("调整为11月30日09:00至17:00"),
+        "{}",
+        changed.1
+    );
     assert_eq!(changed.4, Some(at(30, 9, 0).timestamp_millis()));
     // The phone whose old notice never left: old one cancelled, new planned notice instead.
     let for_other: Vec<_> = msgs.iter().filter(|m| m.0 == p("13900139002")).collect();
     assert_eq!(for_other.len(), 2);
     assert_eq!(for_other[0].2, "cancelled");
-    assert!(for_other[1].3.contains(":v2:planned:"), "{}", for_other[1].3);
-    assert!(!msgs.iter().any(|m| m.0 == p("13500135000")), "never told, never changed");
+    assert!(
+        for_other[1].3.contains(":v2:planned:"),
+        "{}",
+        for_other[1].3
+    );
+    assert!(
+        !msgs.iter().any(|m| m.0 == p("13500135000")),
+        "never told, never changed"
+    );
 
     // Cancelled at the source: everyone reached hears it, once.
     site.mark_all_sent().await;
@@ -241,7 +286,10 @@ async fn polled_outage_change_and_cancellation_reach_exactly_those_told() {
         .find(|m| m.3.contains(":cancelled:"))
         .unwrap()
         .1;
-    assert!(text.contains("原定11月30日09:00至17:00城关镇东街一带（F1）的计划停电已取消"), "{text}");
+    assert!(
+        text.contains("原定11月30日09:00至17:00城关镇东街一带（F1）的计划停电已取消"),
+        "{text}"
+    );
     assert_eq!(site.desk.poll(&t).await.unwrap().queued, 0);
 }
 
@@ -274,12 +322,18 @@ async fn manual_cancellation_notifies_the_told_and_voids_queued_notices() {
         .filter(|m| m.3.contains(":planned:"))
         .map(|m| (m.0, m.2))
         .collect();
-    assert!(states.contains(&(p("13900139002"), "cancelled".into())), "{states:?}");
+    assert!(
+        states.contains(&(p("13900139002"), "cancelled".into())),
+        "{states:?}"
+    );
     let twice = site.desk.cancel(r.outage_id, &t).await.unwrap().unwrap();
     assert_eq!(twice.recipients, 0);
     assert!(site.desk.cancel(9999, &t).await.unwrap().is_none());
     let outage = site.desk.get(r.outage_id).await.unwrap().unwrap();
-    assert_eq!(outage.status, gridsms::store::outages::OutageStatus::Cancelled);
+    assert_eq!(
+        outage.status,
+        gridsms::store::outages::OutageStatus::Cancelled
+    );
     assert_eq!(outage.told, 2);
 }
 

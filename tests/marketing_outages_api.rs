@@ -18,7 +18,11 @@ fn local(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 async fn started() -> (Env, common::Daemon) {
-    let env = Env::new(vec![modem("m1", Mnc::Mobile)], "quiet_hours_categories = []").await;
+    let env = Env::new(
+        vec![modem("m1", Mnc::Mobile)],
+        "quiet_hours_categories = []",
+    )
+    .await;
     let marketing = env.dir.path().join("marketing.db");
     write_marketing(
         &marketing,
@@ -52,7 +56,10 @@ async fn outage_api_validates_announces_sends_and_cancels() {
     // Scope: a read-only token may list but not announce.
     let reader = api.with_token(Some(READ_TOKEN));
     let (s, _) = reader
-        .post("/api/v1/outages", json!({"feeder": "F1", "start": start, "end": end}))
+        .post(
+            "/api/v1/outages",
+            json!({"feeder": "F1", "start": start, "end": end}),
+        )
         .await;
     assert_eq!(s, 403);
     assert_eq!(reader.get("/api/v1/outages").await.0, 200);
@@ -60,12 +67,24 @@ async fn outage_api_validates_announces_sends_and_cancels() {
     // Validation names the field.
     for (body, want) in [
         (json!({"start": start, "end": end}), "feeder"),
-        (json!({"feeder": "F1", "start": "2020-01-01 08:00", "end": end}), "start"),
+        (
+            json!({"feeder": "F1", "start": "2020-01-01 08:00", "end": end}),
+            "start",
+        ),
         (json!({"feeder": "F1", "start": end, "end": start}), "end"),
-        (json!({"feeder": "F1", "start": "tomorrow", "end": end}), "start"),
-        (json!({"areas": ["T 1"], "start": start, "end": end}), "areas[0]"),
+        (
+            json!({"feeder": "F1", "start": "tomorrow", "end": end}),
+            "start",
+        ),
+        (
+            json!({"areas": ["T 1"], "start": start, "end": end}),
+            "areas[0]",
+        ),
         (json!({"feeder": "F1", "start": start}), "body"),
-        (json!({"feeder": "F1", "start": start, "end": end, "colour": 1}), "body"),
+        (
+            json!({"feeder": "F1", "start": start, "end": end, "colour": 1}),
+            "body",
+        ),
     ] {
         let (s, b) = api.post("/api/v1/outages", body.clone()).await;
         assert_eq!((s, field(&b)), (400, want), "{body} -> {b}");
@@ -87,7 +106,10 @@ async fn outage_api_validates_announces_sends_and_cancels() {
     assert_eq!(s, 202, "{b}");
     assert_eq!(b["recipients"], 2, "{b}");
     assert_eq!(b["skipped"], 2, "{b}");
-    assert_eq!(b["skipped_by_reason"], json!({"duplicate": 1, "no_phone": 1}));
+    assert_eq!(
+        b["skipped_by_reason"],
+        json!({"duplicate": 1, "no_phone": 1})
+    );
     assert_eq!(b["short_notice"], json!(false), "{b}");
     let id = b["outage_id"].as_i64().unwrap();
 
@@ -102,7 +124,11 @@ async fn outage_api_validates_announces_sends_and_cancels() {
     got.sort();
     assert_eq!(got[0].0, "+8613800138001");
     assert_eq!(got[1].0, "+8613900139002");
-    assert!(got[0].1.contains("因线路检修") && got[0].1.contains("城关镇东街一带"), "{}", got[0].1);
+    assert!(
+        got[0].1.contains("因线路检修") && got[0].1.contains("城关镇东街一带"),
+        "{}",
+        got[0].1
+    );
 
     let (s, one) = api.get(&format!("/api/v1/outages/{id}")).await;
     assert_eq!(s, 200);
@@ -117,20 +143,37 @@ async fn outage_api_validates_announces_sends_and_cancels() {
     let deadline = std::time::Instant::now() + SOON;
     loop {
         let sent: i64 = store
-            .call(|c| Ok(c.query_row("SELECT count(*) FROM messages WHERE state IN ('sent', 'delivered')", [], |r| r.get(0))?))
+            .call(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM messages WHERE state IN ('sent', 'delivered')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
             .await
             .unwrap();
         if sent >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "notices not marked sent");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notices not marked sent"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (s, c) = api.post(&format!("/api/v1/outages/{id}/cancel"), json!({})).await;
+    let (s, c) = api
+        .post(&format!("/api/v1/outages/{id}/cancel"), json!({}))
+        .await;
     assert_eq!((s, c["recipients"].clone()), (200, json!(2)), "{c}");
-    wait_until("cancellations sent", SOON, || sim.sent_messages().len() >= 4).await;
+    wait_until("cancellations sent", SOON, || {
+        sim.sent_messages().len() >= 4
+    })
+    .await;
     assert!(sim.sent_messages()[2].text.contains("计划停电已取消"));
-    assert_eq!(api.post("/api/v1/outages/999/cancel", json!({})).await.0, 404);
+    assert_eq!(
+        api.post("/api/v1/outages/999/cancel", json!({})).await.0,
+        404
+    );
     d.stop().await;
 }
 
@@ -175,23 +218,46 @@ async fn outage_cli_goes_through_the_api() {
         "--json".into(),
     ])
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let b: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(b["recipients"], 2, "{b}");
-    assert_eq!(b["short_notice"], json!(true), "2 h is less than the default 24 h min_lead");
+    assert_eq!(
+        b["short_notice"],
+        json!(true),
+        "2 h is less than the default 24 h min_lead"
+    );
     let id = b["outage_id"].as_i64().unwrap();
 
     let out = run(vec!["list".into()]).await;
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(listing.contains("T2,T3") && listing.contains("manual"), "{listing}");
+    assert!(
+        listing.contains("T2,T3") && listing.contains("manual"),
+        "{listing}"
+    );
 
     let out = run(vec!["cancel".into(), id.to_string()]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("outage {id}: cancelled")));
 
     // Bad input: the API's message, exit 1.
-    let out = run(vec!["--feeder".into(), "F1".into(), "--start".into(), end.clone(), "--end".into(), start]).await;
+    let out = run(vec![
+        "--feeder".into(),
+        "F1".into(),
+        "--start".into(),
+        end.clone(),
+        "--end".into(),
+        start,
+    ])
+    .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("end: is not after start"));
     let out = run(vec!["--start".into(), end.clone(), "--end".into(), end]).await;

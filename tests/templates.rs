@@ -98,19 +98,48 @@ fn config_overrides_and_errors_name_the_key() {
         t.render(NoticeKind::Bill, &bill_vars()),
         "【城关供电】张三：2026年11月电费¥128.50"
     );
-    assert!(t.render(NoticeKind::Broadcast, &Vars { text: Some("x".into()), ..Vars::default() }).ends_with("回T退订"));
+    assert!(
+        t.render(
+            NoticeKind::Broadcast,
+            &Vars {
+                text: Some("x".into()),
+                ..Vars::default()
+            }
+        )
+        .ends_with("回T退订")
+    );
     let errors = load(
         "[templates]\nbill = \"{name} {amonut}\"\nreminder = \"{start}\"\noutage_planned = \"[{start}\"\n",
     )
     .unwrap_err();
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors[0].contains(":2:") && errors[0].contains("templates.bill: unknown placeholder {amonut}"), "{}", errors[0]);
-    assert!(errors[1].contains("templates.reminder: placeholder {start} is never filled for reminder notices"), "{}", errors[1]);
-    assert!(errors[2].contains("templates.outage_planned: unclosed ["), "{}", errors[2]);
+    assert!(
+        errors[0].contains(":2:")
+            && errors[0].contains("templates.bill: unknown placeholder {amonut}"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains(
+            "templates.reminder: placeholder {start} is never filled for reminder notices"
+        ),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("templates.outage_planned: unclosed ["),
+        "{}",
+        errors[2]
+    );
     let unknown = load("[templates]\nbil = \"x\"\n").unwrap_err();
     assert!(unknown[0].contains("unknown field `bil`"), "{unknown:?}");
     let warned = load("[templates]\nbroadcast = \"{text} 详见 http://example.cn/x\"\n").unwrap();
-    assert!(warned.warnings.iter().any(|w| w.to_string().contains("link")));
+    assert!(
+        warned
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("link"))
+    );
 }
 
 #[test]
@@ -119,7 +148,11 @@ fn template_check_prints_text_length_and_segments() {
         .args(["template", "check", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -146,12 +179,19 @@ fn template_check_prints_text_length_and_segments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("templates.bill"));
     // A longer signature shows its cost.
-    std::fs::write(&cfg, "[templates]\nsignature = \"【国网某某省某某市某某县供电公司城关供电所】\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[templates]\nsignature = \"【国网某某省某某市某某县供电公司城关供电所】\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gridsms"))
         .args(["template", "check", "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("[broadcast]") && text.contains("segment(s)"), "{text}");
+    assert!(
+        text.contains("[broadcast]") && text.contains("segment(s)"),
+        "{text}"
+    );
 }

@@ -79,7 +79,12 @@ pub fn parse_time(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiE
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(local) = NaiveDateTime::parse_from_str(text, fmt)
             && let Some(t) = tz.from_local_datetime(&local).earliest()
         {
@@ -141,7 +146,10 @@ pub async fn create(
     for (i, a) in req.areas.unwrap_or_default().into_iter().enumerate() {
         let a = a.trim().to_owned();
         if !code_ok(&a) {
-            return Err(ApiError::bad_field(format!("areas[{i}]"), "not an area code"));
+            return Err(ApiError::bad_field(
+                format!("areas[{i}]"),
+                "not an area code",
+            ));
         }
         if !areas.contains(&a) {
             areas.push(a);
@@ -205,7 +213,10 @@ pub async fn create(
         .await
         .map_err(unavailable)?;
     if short_notice {
-        tracing::warn!(outage = id, "outage announced with less than [outages] min_lead notice");
+        tracing::warn!(
+            outage = id,
+            "outage announced with less than [outages] min_lead notice"
+        );
     }
     let report = desk.announce(id, &config.templates).await.map_err(|e| {
         tracing::error!(outage = id, error = %e, "outage announcement interrupted; resumed at the next poll");
@@ -215,7 +226,10 @@ pub async fn create(
         )
     })?;
     shared.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(Announced::of(report, short_notice))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Announced::of(report, short_notice)),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,9 +295,14 @@ pub async fn cancel(
         .await
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("outage {id} not found")))?;
-    outages::may_announce(&caller.0, desk.directory(), outage.feeder.as_deref(), &outage.areas)
-        .await
-        .map_err(ApiError::forbidden)?;
+    outages::may_announce(
+        &caller.0,
+        desk.directory(),
+        outage.feeder.as_deref(),
+        &outage.areas,
+    )
+    .await
+    .map_err(ApiError::forbidden)?;
     let config = shared.config();
     let report = desk
         .cancel(id, &config.templates)

@@ -175,8 +175,20 @@ fn show(id: i64, api: &ApiArgs) -> Result<()> {
         return Ok(());
     }
     for key in [
-        "id", "source", "external_id", "status", "version", "feeder", "areas", "area_text",
-        "start", "end", "reason", "created_by", "told", "notices",
+        "id",
+        "source",
+        "external_id",
+        "status",
+        "version",
+        "feeder",
+        "areas",
+        "area_text",
+        "start",
+        "end",
+        "reason",
+        "created_by",
+        "told",
+        "notices",
     ] {
         println!("{key:>12}: {}", text(&o[key]));
     }

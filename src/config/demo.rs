@@ -26,7 +26,10 @@ pub(super) fn validate(raw: RawDemo, base: &Path, at: &KeyPath, p: &mut Problems
     let marketing_db = match raw.marketing_db.as_deref() {
         Some(path) if !path.trim().is_empty() => resolve(base, path),
         _ => {
-            p.error(&at.key("marketing_db"), "missing: the demo database file to create");
+            p.error(
+                &at.key("marketing_db"),
+                "missing: the demo database file to create",
+            );
             PathBuf::new()
         }
     };

@@ -13,15 +13,15 @@
 mod demo;
 mod duration;
 mod locate;
-mod outages;
 pub mod marketing;
+mod outages;
 mod raw;
 mod templates;
 mod validate;
 
+pub use demo::DemoConfig;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
-pub use demo::DemoConfig;
 pub use outages::OutagesConfig;
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 

@@ -99,4 +99,3 @@ pub(super) fn serialize<S: Serializer>(t: &Templates, s: S) -> Result<S::Ok, S::
     }
     map.end()
 }
-

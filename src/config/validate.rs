@@ -78,7 +78,9 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         super::templates::validate(raw.templates.unwrap_or_default(), &root.key("templates"), p);
     let outages =
         super::outages::validate(raw.outages.unwrap_or_default(), &root.key("outages"), p);
-    let demo = raw.demo.map(|d| super::demo::validate(d, base, &root.key("demo"), p));
+    let demo = raw
+        .demo
+        .map(|d| super::demo::validate(d, base, &root.key("demo"), p));
     let marketing = raw
         .marketing
         .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));

@@ -128,7 +128,16 @@ const MOBILE_PREFIXES: &[&str] = &[
     "153", "180", "181", "189", "199",
 ];
 const TOWNS: &[(&str, &str)] = &[("城关", "城关镇"), ("临江", "临江镇")];
-const STREETS: &[&str] = &["东街", "西街", "南街", "北街", "新华路", "人民路", "解放路", "滨江路"];
+const STREETS: &[&str] = &[
+    "东街",
+    "西街",
+    "南街",
+    "北街",
+    "新华路",
+    "人民路",
+    "解放路",
+    "滨江路",
+];
 const REASONS: &[&str] = &["线路检修", "设备检修", "线路改造", "配电变压器增容"];
 
 fn mobile(rng: &mut Rng) -> String {
@@ -258,7 +267,8 @@ fn fill(
             let phone: Option<String> = match roll {
                 0..=2 => None,
                 3..=4 => Some(
-                    ["1380013800", "0571-8765432", "2380013800", "138001380001"][rng.below(4) as usize]
+                    ["1380013800", "0571-8765432", "2380013800", "138001380001"]
+                        [rng.below(4) as usize]
                         .to_owned(),
                 ),
                 5..=6 if !last_phone.is_empty() => Some(last_phone.clone()),
@@ -326,7 +336,13 @@ fn fill(
                 let days_late = (today - overdue).num_days().max(0) as u64;
                 // Late fee 1‰ a day, as the supply rules set it.
                 let fee = owed * days_late / 1000;
-                recv.execute(params![account, older, money(owed), overdue.to_string(), money(fee)])?;
+                recv.execute(params![
+                    account,
+                    older,
+                    money(owed),
+                    overdue.to_string(),
+                    money(fee)
+                ])?;
                 s.arrears += 1;
             }
         }
@@ -385,7 +401,18 @@ fn fill(
     for (no, feeder, area_codes, start, end, reason, desc, org, status) in plans {
         tx.execute(
             "INSERT INTO outage_plan VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![no, feeder, area_codes, ts(start), ts(end), reason, desc, org, status, updated],
+            params![
+                no,
+                feeder,
+                area_codes,
+                ts(start),
+                ts(end),
+                reason,
+                desc,
+                org,
+                status,
+                updated
+            ],
         )?;
         s.outages += 1;
     }

@@ -121,7 +121,11 @@ impl OutageDesk {
     }
 
     /// Record a manual outage (committed); [`OutageDesk::announce`] then sends its notices.
-    pub async fn record_manual(&self, spec: OutageSpec, created_by: &str) -> Result<i64, OutageError> {
+    pub async fn record_manual(
+        &self,
+        spec: OutageSpec,
+        created_by: &str,
+    ) -> Result<i64, OutageError> {
         let now = self.clock.now();
         let by = created_by.to_owned();
         let id = self
@@ -194,8 +198,14 @@ impl OutageDesk {
                     }
                 }
                 if batch.len() >= BATCH {
-                    self.send(&outage, Send::Planned, std::mem::take(&mut batch), &templates, &mut report)
-                        .await?;
+                    self.send(
+                        &outage,
+                        Send::Planned,
+                        std::mem::take(&mut batch),
+                        &templates,
+                        &mut report,
+                    )
+                    .await?;
                 }
             }
         }
@@ -215,16 +225,26 @@ impl OutageDesk {
     }
 
     /// Cancel an outage and tell those who were told. `Ok(None)`: no such outage.
-    pub async fn cancel(&self, id: i64, templates: &Templates) -> Result<Option<Report>, OutageError> {
+    pub async fn cancel(
+        &self,
+        id: i64,
+        templates: &Templates,
+    ) -> Result<Option<Report>, OutageError> {
         let now = self.clock.now();
-        match self.store.call_durable(move |c| db::cancel(c, id, now)).await? {
+        match self
+            .store
+            .call_durable(move |c| db::cancel(c, id, now))
+            .await?
+        {
             None => Ok(None),
             // Cancelled already: the notices went with the first cancellation.
             Some(false) => Ok(Some(Report {
                 outage_id: id,
                 ..Report::default()
             })),
-            Some(true) => Ok(Some(self.follow_up(id, FollowUp::Cancelled, templates).await?)),
+            Some(true) => Ok(Some(
+                self.follow_up(id, FollowUp::Cancelled, templates).await?,
+            )),
         }
     }
 
@@ -310,7 +330,12 @@ impl OutageDesk {
                 }
             }
         }
-        tracing::info!(outage = id, ?what, recipients = report.recipients, "outage follow-up sent");
+        tracing::info!(
+            outage = id,
+            ?what,
+            recipients = report.recipients,
+            "outage follow-up sent"
+        );
         Ok(report)
     }
 
@@ -334,7 +359,10 @@ impl OutageDesk {
     ) -> Result<u64, OutageError> {
         let now = self.clock.now();
         let tz = self.tz();
-        let upcoming = self.store.call(move |c| db::awaiting_reminder(c, now)).await?;
+        let upcoming = self
+            .store
+            .call(move |c| db::awaiting_reminder(c, now))
+            .await?;
         let templates = Arc::new(templates.clone());
         let mut queued = 0;
         for outage in upcoming {
@@ -363,7 +391,9 @@ impl OutageDesk {
                 let due: Vec<Candidate> = page
                     .into_iter()
                     // Told the same day: a second text within hours only annoys.
-                    .filter(|t| t.reached && t.at.with_timezone(&tz).date_naive() < remind_local.date())
+                    .filter(|t| {
+                        t.reached && t.at.with_timezone(&tz).date_naive() < remind_local.date()
+                    })
                     .filter_map(|t| {
                         Some(Candidate {
                             phone: t.phone.parse().ok()?,
@@ -382,7 +412,11 @@ impl OutageDesk {
                 .await?;
             queued += report.recipients;
             if report.recipients > 0 {
-                tracing::info!(outage = id, recipients = report.recipients, "outage reminders queued");
+                tracing::info!(
+                    outage = id,
+                    recipients = report.recipients,
+                    "outage reminders queued"
+                );
             }
         }
         Ok(queued)
@@ -400,7 +434,9 @@ impl OutageDesk {
         let since_value = NaiveDateTime::parse_from_str(&since, "%Y-%m-%d %H:%M:%S")
             .map(Value::DateTime)
             .unwrap_or(Value::Text(since));
-        let mut rows = self.directory.stream("outages", &[("since", since_value)])?;
+        let mut rows = self
+            .directory
+            .stream("outages", &[("since", since_value)])?;
         let mut report = PollReport::default();
         // Read first, act after: announcing streams customers from the same database, and a
         // poll's rows are few (outages, not customers).
@@ -427,7 +463,14 @@ impl OutageDesk {
                 let p = p.clone();
                 self.store
                     .call_durable(move |c| {
-                        db::upsert_polled(c, &p.external_id, &p.spec, p.cancelled, &p.updated_at, now)
+                        db::upsert_polled(
+                            c,
+                            &p.external_id,
+                            &p.spec,
+                            p.cancelled,
+                            &p.updated_at,
+                            now,
+                        )
                     })
                     .await?
             };
@@ -473,7 +516,10 @@ impl OutageDesk {
         let origin = match outage.source {
             db::OutageSource::Marketing => "outages".to_owned(),
             db::OutageSource::Manual => {
-                format!("outage:{}", outage.created_by.as_deref().unwrap_or("manual"))
+                format!(
+                    "outage:{}",
+                    outage.created_by.as_deref().unwrap_or("manual")
+                )
             }
         };
         let done = self
@@ -612,7 +658,11 @@ fn enqueue_batch(
             station: c.station.clone().or(outage.station.clone()),
             ..Vars::default()
         };
-        let mut m = NewMessage::new(c.phone.clone(), templates.render(what.kind(), &vars), Category::Outage);
+        let mut m = NewMessage::new(
+            c.phone.clone(),
+            templates.render(what.kind(), &vars),
+            Category::Outage,
+        );
         m.expires_at = Some(outage.start);
         m.idempotency_key = Some(format!(
             "outage:{}:v{}:{}:{}",
@@ -662,7 +712,10 @@ struct Polled {
 /// Words marketing systems use for a cancelled outage.
 fn is_cancelled(status: &str) -> bool {
     let s = status.trim().to_ascii_lowercase();
-    matches!(s.as_str(), "cancelled" | "canceled" | "cancel" | "c" | "取消" | "已取消" | "撤销")
+    matches!(
+        s.as_str(),
+        "cancelled" | "canceled" | "cancel" | "c" | "取消" | "已取消" | "撤销"
+    )
 }
 
 /// Area codes as a list: `"T001,T002"`, `"T001; T002"`, `"T001 T002"`, `"T001、T002"`.
@@ -683,8 +736,14 @@ fn polled_outage(row: &Row, tz: Tz) -> Result<Polled, &'static str> {
         .text("outage_id")
         .map_err(|_| "bad_field")?
         .ok_or("no_outage_id")?;
-    let start = row.instant("start", &tz).map_err(|_| "bad_field")?.ok_or("no_start")?;
-    let end = row.instant("end", &tz).map_err(|_| "bad_field")?.ok_or("no_end")?;
+    let start = row
+        .instant("start", &tz)
+        .map_err(|_| "bad_field")?
+        .ok_or("no_start")?;
+    let end = row
+        .instant("end", &tz)
+        .map_err(|_| "bad_field")?
+        .ok_or("no_end")?;
     if end <= start {
         return Err("end_before_start");
     }
@@ -757,9 +816,10 @@ impl crate::marketing::jobs::Job for OutagesJob {
             let report = if desk.directory.has("outages") {
                 desk.poll(templates).await.map_err(to_job)?
             } else {
-                let mut r = PollReport::default();
-                r.queued = desk.resume(templates).await.map_err(to_job)?;
-                r
+                PollReport {
+                    queued: desk.resume(templates).await.map_err(to_job)?,
+                    ..PollReport::default()
+                }
             };
             stats.rows_read += report.rows;
             stats.queued += report.queued;

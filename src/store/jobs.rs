@@ -298,13 +298,12 @@ pub fn enqueue_checked(
                 out.opted_out += 1;
                 continue;
             }
-            if let Some(key) = &m.idempotency_key {
-                if !seen.insert(key.clone())
-                    || exists.query_row([key], |_| Ok(())).optional()?.is_some()
-                {
-                    out.duplicates += 1;
-                    continue;
-                }
+            if let Some(key) = &m.idempotency_key
+                && (!seen.insert(key.clone())
+                    || exists.query_row([key], |_| Ok(())).optional()?.is_some())
+            {
+                out.duplicates += 1;
+                continue;
             }
             fresh.push(m);
         }

@@ -121,7 +121,8 @@ pub struct Outage {
     pub told: i64,
 }
 
-const COLUMNS: &str = "id, source, external_id, feeder, areas, area_text, station, start_at, end_at,
+const COLUMNS: &str =
+    "id, source, external_id, feeder, areas, area_text, station, start_at, end_at,
     reason, status, version, created_by, created_at, updated_at, reminded_at,
     (SELECT count(DISTINCT phone) FROM outage_notices n
      WHERE n.outage_id = outages.id AND n.kind = 'planned')";
@@ -298,9 +299,7 @@ pub fn upsert_polled(
 /// The poll's watermark: the latest marketing change time seen (text, as the source wrote it).
 pub fn poll_watermark(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT max(source_updated_at) FROM outages WHERE source = 'marketing'",
-        )?
+        .prepare_cached("SELECT max(source_updated_at) FROM outages WHERE source = 'marketing'")?
         .query_row([], |r| r.get(0))?)
 }
 
@@ -432,7 +431,13 @@ pub fn set_notice_message(
         "UPDATE outage_notices SET message_id = ?5
          WHERE outage_id = ?1 AND phone = ?2 AND kind = ?3 AND version = ?4",
     )?
-    .execute(params![outage_id, phone, kind.as_str(), version, message_id])?;
+    .execute(params![
+        outage_id,
+        phone,
+        kind.as_str(),
+        version,
+        message_id
+    ])?;
     Ok(())
 }
 

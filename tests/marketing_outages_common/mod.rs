@@ -114,7 +114,10 @@ impl Site {
     pub async fn mark_all_sent(&self) {
         self.store
             .call(|c| {
-                c.execute("UPDATE messages SET state = 'sent' WHERE state = 'queued'", [])?;
+                c.execute(
+                    "UPDATE messages SET state = 'sent' WHERE state = 'queued'",
+                    [],
+                )?;
                 Ok(())
             })
             .await

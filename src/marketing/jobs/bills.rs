@@ -22,7 +22,7 @@ use crate::store::jobs::RunStats;
 use crate::store::outbox::NewMessage;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// Longest account number / period accepted from a row (keys and texts stay bounded).
@@ -101,11 +101,7 @@ impl SeenKeys {
 
     /// True the first time `key` is offered.
     pub(super) fn first(&mut self, key: &str) -> bool {
-        let h = |s: &RandomState| {
-            let mut h = s.build_hasher();
-            key.hash(&mut h);
-            h.finish()
-        };
+        let h = |s: &RandomState| s.hash_one(key);
         self.seen
             .insert((u128::from(h(&self.a)) << 64) | u128::from(h(&self.b)))
     }
