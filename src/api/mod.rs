@@ -8,6 +8,7 @@
 //! 2xx answer.
 
 mod error;
+mod jobs;
 mod messages;
 mod outages;
 mod status;
@@ -40,6 +41,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/outages/{id}/cancel", post(outages::cancel))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{name}/run", post(jobs::run))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

@@ -21,6 +21,15 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
+            if let Some(m) = &loaded.config.marketing {
+                let problems = check_marketing(m);
+                if !problems.is_empty() {
+                    for p in problems {
+                        eprintln!("error: {}: {p}", args.config.display());
+                    }
+                    return ExitCode::from(super::EXIT_BAD_INPUT);
+                }
+            }
             if !args.quiet {
                 match loaded.config.to_toml() {
                     Ok(text) => {
@@ -44,5 +53,17 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             }
             ExitCode::from(super::EXIT_BAD_INPUT)
         }
+    }
+}
+
+/// Connects to the marketing database (with the configured timeouts), prepares every
+/// configured query and names missing columns.
+fn check_marketing(m: &gridsms::config::marketing::MarketingConfig) -> Vec<String> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(gridsms::marketing::jobs::check_source(m)),
+        Err(e) => vec![format!("cannot start the async runtime: {e}")],
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod daemon;
 mod demo;
 mod detect;
+mod jobs;
 mod modem;
 mod outage;
 mod pdu;
@@ -49,6 +50,8 @@ pub enum Command {
     Modems(client::ModemsArgs),
     /// Message counts by state and category.
     Queue(client::ApiArgs),
+    /// The marketing jobs: schedules, last runs, errors; `jobs run NAME` runs one now.
+    Jobs(jobs::JobsArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
     /// Planned-outage notices for a feeder or transformer areas (95598 desk), list, cancel.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
+        Command::Jobs(args) => jobs::run(args),
         Command::Template(cmd) => template::run(cmd),
         Command::Outage(args) => outage::run(args),
         Command::DemoDb(args) => demo::run(args),

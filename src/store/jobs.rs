@@ -19,6 +19,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Runs kept per job; older ones are deleted as new ones finish.
+pub const KEEP_RUNS: usize = 2000;
+
 /// Migration 5.
 pub const MIGRATION: &str = r#"
     CREATE TABLE job_runs (
@@ -179,6 +182,13 @@ pub fn finish_run(
         skipped,
         error
     ])?;
+    // Bounded history: a job every 15 minutes is 35,000 runs a year.
+    conn.prepare_cached(
+        "DELETE FROM job_runs WHERE job = (SELECT job FROM job_runs WHERE id = ?1)
+             AND id <= (SELECT id FROM job_runs WHERE job = (SELECT job FROM job_runs WHERE id = ?1)
+                        ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![id, KEEP_RUNS as i64])?;
     Ok(())
 }
 
@@ -278,6 +288,47 @@ pub fn enqueue_checked(
     msgs: Vec<NewMessage>,
     now: DateTime<Utc>,
 ) -> Result<BatchOutcome, StoreError> {
+    // Fast path: no opt-outs anywhere and no key repeated inside the batch, so enqueue_bulk
+    // alone decides (known keys with the same content come back as duplicates). Only a key
+    // reused with other content (a template edited since) makes it fail, atomically; then the
+    // careful path below looks every key up first.
+    let any_opt_out = conn
+        .prepare_cached("SELECT 1 FROM opt_outs LIMIT 1")?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !any_opt_out {
+        let mut keys = HashSet::with_capacity(msgs.len());
+        let distinct = msgs
+            .iter()
+            .all(|m| m.idempotency_key.as_deref().is_none_or(|k| keys.insert(k)));
+        if distinct {
+            match outbox::enqueue_bulk(conn, &msgs, now) {
+                Ok(outcomes) => return Ok(tally(outcomes, BatchOutcome::default())),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    enqueue_careful(conn, msgs, now, any_opt_out)
+}
+
+fn tally(outcomes: Vec<outbox::EnqueueOutcome>, mut out: BatchOutcome) -> BatchOutcome {
+    for o in outcomes {
+        match o {
+            outbox::EnqueueOutcome::Queued(_) => out.queued += 1,
+            outbox::EnqueueOutcome::Duplicate(_) => out.duplicates += 1,
+        }
+    }
+    out
+}
+
+fn enqueue_careful(
+    conn: &mut Connection,
+    msgs: Vec<NewMessage>,
+    now: DateTime<Utc>,
+    any_opt_out: bool,
+) -> Result<BatchOutcome, StoreError> {
     let mut out = BatchOutcome::default();
     let mut fresh = Vec::with_capacity(msgs.len());
     {
@@ -286,14 +337,15 @@ pub fn enqueue_checked(
         let mut seen: HashSet<String> = HashSet::with_capacity(msgs.len());
         let mut opted: HashMap<(String, Category), bool> = HashMap::new();
         for m in msgs {
-            let out_of = match opted.get(&(m.to.as_str().to_owned(), m.category)) {
-                Some(v) => *v,
-                None => {
-                    let v = contacts::is_opted_out(conn, &m.to, m.category)?;
-                    opted.insert((m.to.as_str().to_owned(), m.category), v);
-                    v
-                }
-            };
+            let out_of = any_opt_out
+                && match opted.get(&(m.to.as_str().to_owned(), m.category)) {
+                    Some(v) => *v,
+                    None => {
+                        let v = contacts::is_opted_out(conn, &m.to, m.category)?;
+                        opted.insert((m.to.as_str().to_owned(), m.category), v);
+                        v
+                    }
+                };
             if out_of {
                 out.opted_out += 1;
                 continue;
@@ -309,13 +361,7 @@ pub fn enqueue_checked(
         }
     }
     let outcomes = outbox::enqueue_bulk(conn, &fresh, now)?;
-    for o in outcomes {
-        match o {
-            outbox::EnqueueOutcome::Queued(_) => out.queued += 1,
-            outbox::EnqueueOutcome::Duplicate(_) => out.duplicates += 1,
-        }
-    }
-    Ok(out)
+    Ok(tally(outcomes, out))
 }
 
 /// Reminder bookkeeping of one account.
@@ -471,6 +517,40 @@ mod tests {
     }
 
     #[test]
+    fn fast_path_falls_back_on_a_changed_key() {
+        let mut c = conn();
+        let now = Utc::now();
+        let out = enqueue_checked(&mut c, vec![msg("13800138000", "k1", "a")], now).unwrap();
+        assert_eq!((out.queued, out.duplicates), (1, 0));
+        let out = enqueue_checked(
+            &mut c,
+            vec![msg("13800138000", "k1", "a"), msg("13900139000", "k2", "b")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.queued, out.duplicates),
+            (1, 1),
+            "same content: duplicate"
+        );
+        let out = enqueue_checked(
+            &mut c,
+            vec![
+                msg("13800138000", "k1", "edited"),
+                msg("13700137000", "k3", "c"),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.queued, out.duplicates),
+            (1, 1),
+            "changed content: still duplicate"
+        );
+        assert_eq!(outbox::counts(&mut c).unwrap().total(), 3);
+    }
+
+    #[test]
     fn runs_watermarks_and_reminder_state_round_trip() {
         let c = conn();
         let now = Utc::now();
@@ -504,5 +584,26 @@ mod tests {
         let got = reminder_states(&c, &["A1".into(), "A2".into()]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got["A1"], st);
+    }
+
+    #[test]
+    fn run_history_is_bounded_per_job() {
+        let c = conn();
+        let now = Utc::now();
+        let other = start_run(&c, "reminders", "schedule", now).unwrap();
+        finish_run(&c, other, &RunStats::default(), None, now).unwrap();
+        for _ in 0..KEEP_RUNS + 3 {
+            let id = start_run(&c, "bills", "schedule", now).unwrap();
+            finish_run(&c, id, &RunStats::default(), None, now).unwrap();
+        }
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM job_runs WHERE job = 'bills'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n as usize, KEEP_RUNS);
+        assert_eq!(recent_runs(&c, "reminders", 5).unwrap().len(), 1);
     }
 }

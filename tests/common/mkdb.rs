@@ -15,6 +15,9 @@
 //!   carries `options=-c search_path=<schema>` so the adapter's session lands in it.
 //! - `TestDb::mysql()`: a new utf8mb4 database on GRIDSMS_TEST_MYSQL_URL's server.
 //!
+//! [`DbProxy`] relays to a server's test database so a test can take it down and bring it
+//! back on the same URL.
+//!
 //! The server constructors return `None` after printing a loud SKIPPED line when the variable
 //! is unset, and panic instead when GRIDSMS_REQUIRE_EXTERNAL=1 (CI). Fixtures go through
 //! [`TestDb::exec`] on a WRITABLE admin connection (owned by a thread with its own runtime, so
@@ -469,4 +472,189 @@ pub fn with_path(url: &str, db: &str) -> String {
         Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
         None => format!("{scheme}://{authority}/{db}"),
     }
+}
+
+/// A TCP relay between gridsms and a test database server, to take "the database" down and
+/// bring it back on the same address (jobs: wait, retry, pick up where they left off).
+///
+/// ```ignore
+/// let db = TestDb::postgres()?;
+/// let proxy = DbProxy::start(&db);
+/// let source = open(&SourceConfig { url: proxy.url().into(), ..db.source_config() });
+/// proxy.cut();      // open connections reset, new ones refused
+/// proxy.restore();  // listening again on the same port
+/// ```
+pub struct DbProxy {
+    url: String,
+    shared: Arc<ProxyShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    port: u16,
+    target: std::net::SocketAddr,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    /// Both ends of every relayed connection, to reset them on `cut`.
+    conns: Mutex<Vec<std::net::TcpStream>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl DbProxy {
+    /// Relays to `db`'s server; panics for SQLite (no server: rename the file instead).
+    pub fn start(db: &TestDb) -> DbProxy {
+        use std::net::ToSocketAddrs;
+        let default_port = match db.kind() {
+            Kind::Postgres => 5432,
+            Kind::Mysql => 3306,
+            Kind::Sqlite => panic!("DbProxy needs a database server"),
+        };
+        let (host, port) = host_port(db.url(), default_port);
+        let target = (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("cannot resolve {host}:{port}"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let local = listener.local_addr().expect("proxy address").port();
+        let mut url = replace_host_port(db.url(), &format!("127.0.0.1:{local}"));
+        if db.kind() == Kind::Mysql {
+            // mysql_async moves loopback connections to the server's unix socket, which
+            // would bypass the relay.
+            url = with_query_param(&url, "prefer_socket", "false");
+        }
+        let shared = Arc::new(ProxyShared {
+            port: local,
+            target,
+            listener: Mutex::new(Some(listener)),
+            conns: Mutex::new(Vec::new()),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        let accept = shared.clone();
+        let thread = std::thread::spawn(move || accept_loop(&accept));
+        DbProxy {
+            url,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// `db.url()` pointed at the relay.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database goes away: established connections are reset, new ones refused.
+    pub fn cut(&self) {
+        let mut listener = self
+            .shared
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        listener.take();
+        for s in self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The database is back on the same address.
+    pub fn restore(&self) {
+        let mut listener = self
+            .shared
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if listener.is_none() {
+            let l = std::net::TcpListener::bind(("127.0.0.1", self.shared.port))
+                .expect("re-binding the proxy port");
+            l.set_nonblocking(true).expect("nonblocking listener");
+            *listener = Some(l);
+        }
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn accept_loop(shared: &Arc<ProxyShared>) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let accepted = {
+            let guard = shared.listener.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_ref().map(|l| l.accept())
+        };
+        match accepted {
+            Some(Ok((client, _))) => relay(shared, client),
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn relay(shared: &Arc<ProxyShared>, client: std::net::TcpStream) {
+    let Ok(server) = std::net::TcpStream::connect_timeout(&shared.target, Duration::from_secs(5))
+    else {
+        return;
+    };
+    let _ = client.set_nonblocking(false);
+    let pipes = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    );
+    let (Ok(mut c_read), Ok(mut s_write), Ok(mut c_write), Ok(mut s_read)) = pipes else {
+        return;
+    };
+    {
+        let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.push(client);
+        conns.push(server);
+    }
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c_read, &mut s_write);
+        let _ = s_write.shutdown(std::net::Shutdown::Both);
+        let _ = c_read.shutdown(std::net::Shutdown::Both);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let _ = c_write.shutdown(std::net::Shutdown::Both);
+        let _ = s_read.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// Host and port of `scheme://user:pass@host:port/...`.
+fn host_port(url: &str, default_port: u16) -> (String, u16) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), p.parse().unwrap_or(default_port)),
+        None => (hostport.to_owned(), default_port),
+    }
+}
+
+/// `url` with its host:port replaced, user, path and query kept.
+fn replace_host_port(url: &str, hostport: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}{hostport}{tail}")
 }

@@ -210,6 +210,7 @@ pub(super) async fn poll(
     let mut seen = SeenKeys::new();
     let mut max_seen = since;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut committer = ctx.committer();
     while let Some(row) = rows.next().await {
         let row = row?;
         stats.rows_read += 1;
@@ -225,10 +226,16 @@ pub(super) async fn poll(
             Err(reason) => stats.skip(reason),
         }
         if batch.len() >= BATCH {
-            ctx.commit(std::mem::take(&mut batch), None, stats).await?;
+            committer
+                .send(
+                    std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                    stats,
+                )
+                .await?;
         }
     }
-    ctx.commit(batch, Some(max_seen.to_rfc3339()), stats)
+    committer
+        .finish(batch, Some(max_seen.to_rfc3339()), stats)
         .await?;
     Ok(())
 }

@@ -109,9 +109,14 @@ pub struct JobSpec {
 /// The jobs `config` defines. Other polled features (outages) add one line here.
 pub fn configured_jobs(config: &Config) -> Vec<JobSpec> {
     let mut out = Vec::new();
-    let Some(m) = &config.marketing else {
-        return out;
-    };
+    if let Some(m) = &config.marketing {
+        marketing_jobs(m, &mut out);
+    }
+    out.extend(crate::marketing::outages::job_spec(config));
+    out
+}
+
+fn marketing_jobs(m: &MarketingConfig, out: &mut Vec<JobSpec>) {
     if let Some(b) = &m.bills {
         out.push(JobSpec {
             name: "bills",
@@ -139,8 +144,6 @@ pub fn configured_jobs(config: &Config) -> Vec<JobSpec> {
             job: Arc::new(reminders::Reminders),
         });
     }
-    out.extend(crate::marketing::outages::job_spec(config));
-    out
 }
 
 /// What a running job gets.
@@ -215,6 +218,14 @@ impl JobContext {
         Ok(out)
     }
 
+    /// A pipeline that commits each batch in the background while the job reads the next.
+    pub fn committer(&self) -> Committer<'_> {
+        Committer {
+            ctx: self,
+            inflight: None,
+        }
+    }
+
     /// The job's stored watermark.
     pub async fn watermark(&self) -> Result<Option<String>, JobError> {
         let job = self.job;
@@ -223,6 +234,58 @@ impl JobContext {
             .store
             .call(move |c| store_jobs::watermark(c, job))
             .await?)
+    }
+}
+
+/// Commits batches one behind the reader: batch N is fsynced on the store thread while the
+/// job reads and renders batch N+1, and at most one batch is in flight (memory stays bounded).
+/// The last batch, which carries the watermark, is committed after every earlier one succeeded.
+pub struct Committer<'a> {
+    ctx: &'a JobContext,
+    inflight: Option<tokio::task::JoinHandle<Result<BatchOutcome, StoreError>>>,
+}
+
+impl Committer<'_> {
+    async fn wait(&mut self, stats: &mut RunStats) -> Result<(), JobError> {
+        if let Some(h) = self.inflight.take() {
+            let out = h
+                .await
+                .map_err(|e| JobError::Config(format!("batch commit task failed: {e}")))??;
+            stats.add(&out);
+            if out.queued > 0 {
+                self.ctx.shared.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand a batch over; waits only for the batch before it.
+    pub async fn send(
+        &mut self,
+        msgs: Vec<NewMessage>,
+        stats: &mut RunStats,
+    ) -> Result<(), JobError> {
+        self.wait(stats).await?;
+        let store = self.ctx.shared.store.clone();
+        let now = self.ctx.now();
+        self.inflight = Some(tokio::spawn(async move {
+            store
+                .call_durable(move |conn| store_jobs::enqueue_checked(conn, msgs, now))
+                .await
+        }));
+        Ok(())
+    }
+
+    /// The last batch and the watermark, once every earlier batch is committed.
+    pub async fn finish(
+        mut self,
+        msgs: Vec<NewMessage>,
+        watermark: Option<String>,
+        stats: &mut RunStats,
+    ) -> Result<(), JobError> {
+        self.wait(stats).await?;
+        self.ctx.commit(msgs, watermark, stats).await?;
+        Ok(())
     }
 }
 
@@ -413,6 +476,9 @@ pub fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::JoinH
         source_error: None,
         unreachable_since: None,
     };
+    // Published before the task runs, so the API knows the jobs from the first request on.
+    let config = runner.shared.config();
+    runner.publish(&config, &configured_jobs(&config));
     tokio::spawn(runner.run(rx, stop))
 }
 
@@ -467,6 +533,10 @@ impl Runner {
                 _ = tokio::time::sleep(wait) => {}
                 t = triggers.recv() => {
                     let Some(t) = t else { return };
+                    // The config may have been reloaded while this loop slept.
+                    let config = self.shared.config();
+                    let specs = configured_jobs(&config);
+                    self.sync(&config, &specs);
                     let Some(spec) = specs.iter().find(|s| s.name == t.job).cloned() else {
                         if let Some(r) = t.reply {
                             let _ = r.send(Err(format!("no job named {:?} is configured", t.job)));
