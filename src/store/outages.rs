@@ -369,8 +369,8 @@ pub fn mark_reminded(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<(
     Ok(())
 }
 
-/// Cancel (compare-and-set): `Ok(true)` when this call cancelled it, `Ok(false)` when it
-/// already was, [`StoreError::Corrupt`]-free `NotFound` mapped by the caller.
+/// Cancel (compare-and-set): `Some(true)` when this call cancelled it, `Some(false)` when it
+/// already was cancelled, `None` when there is no such outage.
 pub fn cancel(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<Option<bool>, StoreError> {
     let n = conn.execute(
         "UPDATE outages SET status = 'cancelled', updated_at = ?2
