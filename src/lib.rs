@@ -22,6 +22,7 @@
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 //! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
 //! - [`reports`]: delivery statistics, failed numbers, SIM usage and cost; JSON and CSV.
+//! - [`templates`]: notice texts (placeholders, signature, unsubscribe hint on broadcasts).
 
 pub mod api;
 pub mod at;
@@ -39,3 +40,4 @@ pub mod sim;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod templates;

@@ -17,6 +17,7 @@ mod messages;
 pub mod openapi;
 mod reports;
 pub mod scope;
+mod outages;
 mod status;
 
 pub use error::ApiError;
@@ -56,6 +57,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/reports/sims", get(reports::sims))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/outages", post(outages::create).get(outages::list))
+        .route("/api/v1/outages/{id}", get(outages::get_one))
+        .route("/api/v1/outages/{id}/cancel", post(outages::cancel))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
         .route("/api/v1/jobs", get(jobs::list))

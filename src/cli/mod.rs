@@ -7,12 +7,15 @@ mod broadcast;
 mod client;
 mod config;
 mod daemon;
+mod demo;
 mod detect;
 mod jobs;
 mod modem;
+mod outage;
 mod pdu;
 mod report;
 mod sim;
+mod template;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -62,6 +65,13 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Delivery statistics, failed numbers, SIM usage; --csv for spreadsheets.
     Report(report::ReportArgs),
+    /// Planned-outage notices for a feeder or transformer areas (95598 desk), list, cancel.
+    Outage(outage::OutageArgs),
+    /// Write a demo marketing database (stations, feeders, customers, bills, outages).
+    DemoDb(demo::DemoDbArgs),
+    /// Notice templates: `template check` renders each with sample data.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -87,5 +97,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cancel(args) => broadcast::cancel(args),
         Command::Audit(args) => audit::run(args),
         Command::Report(args) => report::run(args),
+        Command::Template(cmd) => template::run(cmd),
+        Command::Outage(args) => outage::run(args),
+        Command::DemoDb(args) => demo::run(args),
     }
 }

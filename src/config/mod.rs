@@ -10,16 +10,21 @@
 //! zones or durations. Problems that do not stop the daemon (a world-readable token file, limits
 //! above where carriers' spam checks start) are warnings in [`Loaded::warnings`].
 
+mod demo;
 mod duration;
 mod locate;
 pub mod marketing;
+mod outages;
 mod raw;
 mod staff;
+mod templates;
 mod validate;
 
+pub use demo::DemoConfig;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::{KeyPath, Seg};
 pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
+pub use outages::OutagesConfig;
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};
@@ -50,6 +55,13 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    /// Notice texts (`[templates]`).
+    #[serde(serialize_with = "templates::serialize")]
+    pub templates: crate::templates::Templates,
+    pub outages: OutagesConfig,
+    /// `[demo]`: demo only (config/demo.toml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<DemoConfig>,
     /// `[marketing]`: the billing database and its polling jobs; `None` = no jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marketing: Option<marketing::MarketingConfig>,

@@ -16,6 +16,9 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
+    pub templates: Option<super::templates::RawTemplates>,
+    pub outages: Option<super::outages::RawOutages>,
+    pub demo: Option<super::demo::RawDemo>,
     pub marketing: Option<super::marketing::RawMarketing>,
     pub reports: Option<super::staff::RawReports>,
 }

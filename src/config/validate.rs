@@ -74,6 +74,13 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
     let dispatch = dispatch(raw.dispatch.unwrap_or_default(), &root.key("dispatch"), p);
     let api = api(raw.api.unwrap_or_default(), base, &root.key("api"), p);
     let log = log(raw.log.unwrap_or_default(), &root.key("log"), p);
+    let templates =
+        super::templates::validate(raw.templates.unwrap_or_default(), &root.key("templates"), p);
+    let outages =
+        super::outages::validate(raw.outages.unwrap_or_default(), &root.key("outages"), p);
+    let demo = raw
+        .demo
+        .map(|d| super::demo::validate(d, base, &root.key("demo"), p));
     let marketing = raw
         .marketing
         .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));
@@ -85,6 +92,9 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         dispatch,
         api,
         log,
+        templates,
+        outages,
+        demo,
         marketing,
         reports,
     })

@@ -118,6 +118,7 @@ pub async fn start(
             source,
         })?;
     }
+    crate::marketing::demo::ensure(&config, options.clock.now());
     let store = Store::open(storage).await?;
     let recovery = store
         .recover_in_flight(recovery_policy(&config), options.clock.now())
@@ -168,6 +169,7 @@ pub async fn start(
     ));
     let pruning = tokio::spawn(retention::run(shared.clone()));
     let jobs = crate::marketing::jobs::spawn(shared.clone(), stop.clone());
+    crate::marketing::outages::attach(&shared);
     Ok(Running {
         shared,
         api_addr,
@@ -184,6 +186,12 @@ pub async fn start(
 }
 
 impl Running {
+    /// Serves the outage API with `desk` (tests; `start` attaches one when `[marketing]` is
+    /// configured). The poll and reminders run as the marketing runner's `outages` job.
+    pub fn start_outages(&mut self, desk: crate::marketing::outages::OutageDesk) {
+        let _ = self.shared.outages.set(desk);
+    }
+
     /// Re-reads the config file (SIGHUP). Returns false when it was refused.
     pub async fn reload(&self) -> bool {
         self.notifier.reloading();

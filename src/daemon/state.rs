@@ -81,6 +81,8 @@ pub struct Shared {
     errors: RwLock<BTreeMap<(String, String), u64>>,
     /// Set once every modem has had its first init attempt (systemd READY).
     pub first_init_done: Notify,
+    /// Planned-outage notices (set when the marketing database is configured).
+    pub outages: std::sync::OnceLock<crate::marketing::outages::OutageDesk>,
     /// The marketing job runner, once started (`marketing::jobs::spawn`).
     pub jobs: std::sync::OnceLock<Arc<crate::marketing::jobs::JobsHandle>>,
     /// The marketing database's lookups, when `[marketing]` is configured.
@@ -99,6 +101,7 @@ impl Shared {
             dispatch_status: RwLock::new("starting".to_owned()),
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
+            outages: std::sync::OnceLock::new(),
             jobs: std::sync::OnceLock::new(),
             directory: RwLock::new(None),
         })

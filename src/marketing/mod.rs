@@ -7,9 +7,11 @@
 //!     -> Directory (typed lookups, customer streams) -> jobs / inbound replies / staff sends
 //! ```
 
+pub mod demo;
 pub mod directory;
 pub mod jobs;
 pub mod mysql;
+pub mod outages;
 pub mod postgres;
 pub mod queries;
 pub mod source;

@@ -160,6 +160,45 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE batch_id IS NOT NULL GROUP BY batch_id;
     DROP INDEX messages_batch;
     "#,
+    // 7: outages (polled or entered at the 95598 desk) and the notices sent per phone.
+    r#"
+    CREATE TABLE outages (
+        id                 INTEGER PRIMARY KEY,
+        source             TEXT    NOT NULL,         -- 'marketing' | 'manual'
+        external_id        TEXT,                     -- the marketing system's outage id
+        feeder             TEXT,                     -- feeder line code
+        areas              TEXT,                     -- JSON array of transformer-area codes
+        area_text          TEXT,                     -- the area as people name it
+        station            TEXT,                     -- supply station (organisation code)
+        start_at           INTEGER NOT NULL,
+        end_at             INTEGER NOT NULL,
+        reason             TEXT,
+        status             TEXT    NOT NULL,         -- 'planned' | 'changed' | 'cancelled'
+        version            INTEGER NOT NULL DEFAULT 1,
+        created_by         TEXT,                     -- API token name, or 'marketing'
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        announced_at       INTEGER,                  -- every planned notice committed
+        reminded_at        INTEGER,                  -- day-before reminder done
+        source_updated_at  TEXT,                     -- marketing's change time: the poll watermark
+        UNIQUE (source, external_id)
+    );
+    CREATE INDEX outages_upcoming ON outages (start_at) WHERE status != 'cancelled';
+
+    -- One row per outage, phone, notice kind and outage version: the dedup set, and the list
+    -- of phones that change and cancellation notices go to.
+    CREATE TABLE outage_notices (
+        outage_id   INTEGER NOT NULL REFERENCES outages (id) ON DELETE CASCADE,
+        phone       TEXT    NOT NULL,                -- E.164
+        kind        TEXT    NOT NULL,                -- 'planned' | 'reminder' | 'changed' | 'cancelled'
+        version     INTEGER NOT NULL,
+        account     TEXT,
+        name        TEXT,
+        message_id  INTEGER,                         -- no FK: messages are pruned on their own
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (outage_id, kind, phone, version)
+    ) WITHOUT ROWID;
+    "#,
     // 9: staff — the append-only audit trail (see store::audit) and an index for per-station
     // reports and cancellation by origin.
     r#"

@@ -59,6 +59,7 @@ pub mod backup;
 pub mod contacts;
 pub mod jobs;
 pub mod migrations;
+pub mod outages;
 pub mod outbox;
 pub mod quotas;
 pub mod retention;

@@ -112,6 +112,7 @@ pub fn configured_jobs(config: &Config) -> Vec<JobSpec> {
     if let Some(m) = &config.marketing {
         marketing_jobs(m, &mut out);
     }
+    out.extend(crate::marketing::outages::job_spec(config));
     out
 }
 
