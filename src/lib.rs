@@ -21,6 +21,7 @@
 //! - [`store`]: the SQLite outbox, quotas and migrations.
 //! - [`dispatch`]: pure SIM choice and retry policy; the scheduler that feeds the modems.
 //! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
+//! - [`inbound`]: customers texting in: PDU intake, reassembly, inbox, keywords, replies.
 
 pub mod api;
 pub mod at;
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod inbound;
 pub mod marketing;
 pub mod message;
 pub mod modem;

@@ -11,11 +11,13 @@
 //! above where carriers' spam checks start) are warnings in [`Loaded::warnings`].
 
 mod duration;
+pub mod inbound;
 mod locate;
 mod raw;
 mod validate;
 
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use inbound::InboundConfig;
 pub use locate::{KeyPath, Seg};
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
@@ -47,6 +49,7 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    pub inbound: InboundConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub api: Option<RawApi>,
     pub log: Option<RawLog>,
+    pub inbound: Option<super::inbound::RawInbound>,
 }
 
 #[derive(Debug, Default, Deserialize)]

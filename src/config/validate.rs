@@ -74,6 +74,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
     let dispatch = dispatch(raw.dispatch.unwrap_or_default(), &root.key("dispatch"), p);
     let api = api(raw.api.unwrap_or_default(), base, &root.key("api"), p);
     let log = log(raw.log.unwrap_or_default(), &root.key("log"), p);
+    let inbound = super::inbound::validate(raw.inbound, &root.key("inbound"), p);
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -81,6 +82,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         dispatch,
         api,
         log,
+        inbound,
     })
 }
 

@@ -100,6 +100,7 @@ pub struct Running {
     dispatch: tokio::task::JoinHandle<()>,
     keepalive: tokio::task::JoinHandle<()>,
     pruning: tokio::task::JoinHandle<()>,
+    inbound: Option<tokio::task::JoinHandle<()>>,
     notifier: Notifier,
 }
 
@@ -147,6 +148,7 @@ pub async fn start(
     tracing::info!(api = %format!("http://{api_addr}"), "gridsms running; API listening");
 
     let stop = CancellationToken::new();
+    let inbound = crate::inbound::pipeline::start(shared.clone(), stop.clone()).await;
     let api = {
         let stop = stop.clone();
         let router = crate::api::router(shared.clone());
@@ -175,6 +177,7 @@ pub async fn start(
         dispatch,
         keepalive,
         pruning,
+        inbound,
         notifier: options.notifier,
     })
 }
@@ -197,6 +200,9 @@ impl Running {
         self.pruning.abort();
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
+        }
+        if let Some(inbound) = self.inbound {
+            let _ = tokio::time::timeout(Duration::from_secs(15), inbound).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api).await;
         tracing::info!("stopped");

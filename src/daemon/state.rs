@@ -27,6 +27,8 @@ pub struct ModemView {
     pub imei: Option<String>,
     pub imsi: Option<String>,
     pub iccid: Option<String>,
+    /// The SIM's own number as it reports it (inbound replies never go to our own SIMs).
+    pub own_number: Option<String>,
     pub carrier: String,
     pub busy: bool,
     pub sent_hour: u64,
@@ -81,6 +83,10 @@ pub struct Shared {
     errors: RwLock<BTreeMap<(String, String), u64>>,
     /// Set once every modem has had its first init attempt (systemd READY).
     pub first_init_done: Notify,
+    /// The marketing database's lookups, when `[marketing]` is configured (set at start).
+    directory: RwLock<Option<crate::marketing::Directory>>,
+    /// The inbound pipeline, when `[inbound]` is enabled (set at start).
+    inbound: RwLock<Option<Arc<crate::inbound::Inbound>>>,
 }
 
 impl Shared {
@@ -95,7 +101,27 @@ impl Shared {
             dispatch_status: RwLock::new("starting".to_owned()),
             errors: RwLock::new(BTreeMap::new()),
             first_init_done: Notify::new(),
+            directory: RwLock::new(None),
+            inbound: RwLock::new(None),
         })
+    }
+
+    /// The marketing lookups, if configured.
+    pub fn directory(&self) -> Option<crate::marketing::Directory> {
+        snapshot(&self.directory)
+    }
+
+    pub fn set_directory(&self, directory: Option<crate::marketing::Directory>) {
+        replace(&self.directory, directory);
+    }
+
+    /// The inbound pipeline, if running.
+    pub fn inbound(&self) -> Option<Arc<crate::inbound::Inbound>> {
+        snapshot(&self.inbound)
+    }
+
+    pub fn set_inbound(&self, inbound: Option<Arc<crate::inbound::Inbound>>) {
+        replace(&self.inbound, inbound);
     }
 
     pub fn config(&self) -> Arc<Config> {

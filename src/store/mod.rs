@@ -52,6 +52,7 @@
 
 pub mod backup;
 pub mod contacts;
+pub mod inbox;
 pub mod migrations;
 pub mod outbox;
 pub mod quotas;
