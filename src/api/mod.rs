@@ -8,8 +8,10 @@
 //! 2xx answer.
 
 mod error;
+mod inbox;
 mod messages;
 mod status;
+mod subscriptions;
 
 pub use error::ApiError;
 
@@ -36,6 +38,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/messages/{id}", get(messages::get_one))
         .route("/api/v1/modems", get(status::modems))
         .route("/api/v1/queue", get(status::queue))
+        .route("/api/v1/inbox", get(inbox::list))
+        .route("/api/v1/subscriptions", get(subscriptions::list))
+        .route(
+            "/api/v1/subscriptions/{phone}/{account}/{action}",
+            post(subscriptions::decide),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

@@ -65,14 +65,14 @@ pub struct StatusArgs {
     pub api: ApiArgs,
 }
 
-struct Client {
+pub(super) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(args: &ApiArgs, scope: Scope) -> Result<Client> {
+    pub(super) fn new(args: &ApiArgs, scope: Scope) -> Result<Client> {
         let loaded = config::load(&args.config).ok();
         let base = match (&args.api, &loaded) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
@@ -109,7 +109,7 @@ impl Client {
         Ok(Client { base, token, agent })
     }
 
-    fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub(super) fn get(&self, path: &str) -> Result<(u16, Value)> {
         let response = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -119,7 +119,7 @@ impl Client {
         read(response)
     }
 
-    fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+    pub(super) fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
         let response = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -140,7 +140,7 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<(u16, Value)> 
 }
 
 /// 2xx → the body; otherwise the API's error line.
-fn ok(status: u16, body: Value) -> Result<Value> {
+pub(super) fn ok(status: u16, body: Value) -> Result<Value> {
     if (200..300).contains(&status) {
         Ok(body)
     } else {
@@ -152,7 +152,7 @@ fn ok(status: u16, body: Value) -> Result<Value> {
     }
 }
 
-fn finish(result: Result<()>) -> ExitCode {
+pub(super) fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -192,7 +192,7 @@ pub fn send(args: SendArgs) -> ExitCode {
     })())
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),

@@ -4,11 +4,14 @@
 mod backup;
 mod client;
 mod config;
+mod contacts;
 mod daemon;
 mod detect;
+mod inbox;
 mod modem;
 mod pdu;
 mod sim;
+mod subscriptions;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +51,12 @@ pub enum Command {
     Queue(client::ApiArgs),
     /// Copy the SQLite outbox to a file, consistently, while the daemon runs.
     Backup(backup::BackupArgs),
+    /// What customers texted in and how each message was handled.
+    Inbox(inbox::InboxArgs),
+    /// Phone ↔ account bindings waiting for staff: list, approve, reject.
+    Subscriptions(subscriptions::SubscriptionsArgs),
+    /// The contacts store: import old phone lists.
+    Contacts(contacts::ContactsArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -68,5 +77,8 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Queue(args) => client::queue(args),
         Command::Backup(args) => backup::run(args),
+        Command::Inbox(args) => inbox::run(args),
+        Command::Subscriptions(args) => subscriptions::run(args),
+        Command::Contacts(args) => contacts::run(args),
     }
 }
