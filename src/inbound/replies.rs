@@ -46,7 +46,7 @@ const TEMPLATES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "bill",
-        "户号{account}{period}账单：电费{amount}元{kwh_text}{due_text}。",
+        "户号{account}，{period}账单：电费{amount}元{kwh_text}{due_text}。",
         &[
             "account", "name", "period", "amount", "kwh", "kwh_text", "due_date", "due_text",
         ],

@@ -34,16 +34,20 @@ pub struct NewPdu {
 }
 
 impl NewPdu {
-    /// FNV-1a over the SIM and the octets: the same message read again (after a crash between
-    /// storing and deleting it) has the same key; two messages differ at least in their
-    /// service-centre timestamp.
+    /// FNV-1a over the SIM, the storage slot and the octets: the same message read again from
+    /// its slot (after a crash between storing and deleting it, or by a sweep before the delete
+    /// landed) has the same key. Two messages with identical octets (same sender and text in the
+    /// same second: the timestamp has one-second resolution) sit in different slots and stay
+    /// two.
     pub fn dedupe_key(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let slot = self.storage_index.map_or(-1, i64::from).to_le_bytes();
         for b in self
             .sim
             .as_bytes()
             .iter()
             .chain(&[0u8])
+            .chain(slot.iter())
             .chain(self.pdu.iter())
         {
             h ^= u64::from(*b);
@@ -445,7 +449,10 @@ mod tests {
         assert!(first[0].is_some());
         assert_eq!(store_pdus(&c, &[a.clone()]).unwrap(), vec![None]);
         assert!(store_pdus(&c, &[pdu(b"\x00\x04abc", "sim-2")]).unwrap()[0].is_some());
-        assert_eq!(pending_pdus(&c, 10).unwrap().len(), 2);
+        let mut other_slot = a.clone();
+        other_slot.storage_index = Some(4);
+        assert!(store_pdus(&c, &[other_slot]).unwrap()[0].is_some());
+        assert_eq!(pending_pdus(&c, 10).unwrap().len(), 3);
         let id = create_inbox(
             &c,
             &NewInbox {
@@ -461,7 +468,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(pending_pdus(&c, 10).unwrap().len(), 1);
+        assert_eq!(pending_pdus(&c, 10).unwrap().len(), 2);
         let e = get(&c, id).unwrap().unwrap();
         assert_eq!(e.text.chars().count(), MAX_INBOX_CHARS);
         assert!(e.note.unwrap().contains("cut"));

@@ -146,7 +146,7 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE inbound_pdus (
         id             INTEGER PRIMARY KEY,
-        dedupe_key     TEXT    NOT NULL UNIQUE,    -- hash of SIM + PDU octets: a PDU read twice
+        dedupe_key     TEXT    NOT NULL UNIQUE,    -- hash of SIM, slot, PDU octets: read twice = once
         modem          TEXT    NOT NULL,
         sim            TEXT    NOT NULL,
         storage_index  INTEGER,
