@@ -76,6 +76,17 @@ fn import(file: &PathBuf, source: &str, config_path: &PathBuf) -> Result<ExitCod
         .build()
         .context("starting the async runtime")?;
     let rows = parsed.rows.clone();
+    // Before the daemon's first start the storage folder may not exist yet (it creates it too).
+    if let Some(dir) = loaded
+        .config
+        .storage
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the storage folder {}", dir.display()))?;
+    }
     let counts = runtime.block_on(async move {
         let store = Store::open(&loaded.config.storage.path).await?;
         let now = chrono::Utc::now();

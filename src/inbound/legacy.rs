@@ -31,6 +31,7 @@ pub const MAX_IMPORT_BYTES: usize = 64 << 20;
 const CUTOVER_PAGE: usize = 200;
 /// How often the cut-over looks for work (it is idempotent; hourly catches the date soon).
 const CUTOVER_EVERY: Duration = Duration::from_secs(3600);
+const CUTOVER_FIRST_AFTER: Duration = Duration::from_secs(60);
 
 /// The file's text and the encoding it was read as.
 pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
@@ -234,7 +235,11 @@ pub async fn cutover_once(shared: &Shared) -> Result<CutoverReport, StoreError> 
     }
     let template = config.inbound.replies.cutover.clone();
     let date_text = date.format("%Y年%-m月%-d日").to_string();
-    let directory = shared.directory();
+    // "Known only from the legacy lists" needs the marketing database's answer.
+    let Some(directory) = shared.directory() else {
+        tracing::warn!("legacy cut-over waits: the marketing database is not configured");
+        return Ok(report);
+    };
     let mut after: Option<String> = None;
     loop {
         let a = after.clone();
@@ -248,17 +253,15 @@ pub async fn cutover_once(shared: &Shared) -> Result<CutoverReport, StoreError> 
         let mut todo = Vec::new();
         for (phone, accounts) in page {
             // Known to the marketing database too: not "only legacy"; it keeps its notices.
-            if let Some(d) = &directory {
-                match d.accounts_of_phone(&phone).await {
-                    Ok(list) if !list.is_empty() => {
-                        report.kept += 1;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "cut-over paused: marketing database unavailable");
-                        return Ok(report);
-                    }
+            match directory.accounts_of_phone(&phone).await {
+                Ok(list) if !list.is_empty() => {
+                    report.kept += 1;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cut-over paused: marketing database unavailable");
+                    return Ok(report);
                 }
             }
             todo.push((phone, accounts));
@@ -305,9 +308,11 @@ pub async fn cutover_once(shared: &Shared) -> Result<CutoverReport, StoreError> 
     Ok(report)
 }
 
-/// Runs [`cutover_once`] at start and then hourly until `stop`.
+/// Runs [`cutover_once`] a minute after start (the marketing lookups are set up by then) and
+/// then hourly until `stop`.
 pub async fn run(shared: std::sync::Arc<Shared>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(CUTOVER_EVERY);
+    let first = tokio::time::Instant::now() + CUTOVER_FIRST_AFTER;
+    let mut tick = tokio::time::interval_at(first, CUTOVER_EVERY);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -375,8 +375,9 @@ async fn accounts_of(
     Ok(out)
 }
 
-/// DY: active when the marketing database records this phone for the account (or it is bound
-/// already), pending otherwise.
+/// DY: active when the phone is bound to the account already (a legacy-list binding included:
+/// that is the bureau's own record, and DY is what the cut-over message asks those customers
+/// to send) or the marketing database records it; pending otherwise.
 async fn subscribe(shared: &Shared, phone: &E164, account: &str) -> Result<BindingStatus, Fault> {
     let (p, a) = (phone.clone(), account.to_owned());
     let bound = shared
@@ -597,10 +598,13 @@ async fn commit(
                     contacts::opt_out(conn, &phone, *category, "sms", now)?;
                 }
                 Action::Bind { account, status } => {
+                    // A legacy binding retires at the cut-over: DY makes an own one beside it.
                     let existing = contacts::bindings_of_phone(conn, &phone)?;
-                    let active = existing
-                        .iter()
-                        .any(|b| b.account == *account && b.status == BindingStatus::Active);
+                    let active = existing.iter().any(|b| {
+                        b.account == *account
+                            && b.status == BindingStatus::Active
+                            && b.source != ContactSource::Legacy
+                    });
                     if !active {
                         contacts::upsert_binding(
                             conn,

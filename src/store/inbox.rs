@@ -303,7 +303,8 @@ pub struct Handled {
     pub note: Option<String>,
 }
 
-/// Record how an inbox message was handled; only a `received` one (compare-and-set), so a
+/// Record how an inbox message was handled (its note is added to the intake's note); only a
+/// `received` one (compare-and-set), so a
 /// message handled twice after a restart keeps its first outcome. Returns whether it applied.
 pub fn finish(
     conn: &Connection,
@@ -313,7 +314,9 @@ pub fn finish(
 ) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
-            "UPDATE inbox SET state = ?2, command = ?3, account = ?4, reply_id = ?5, note = ?6,
+            "UPDATE inbox SET state = ?2, command = ?3, account = ?4, reply_id = ?5,
+                 note = CASE WHEN ?6 IS NULL THEN note WHEN note IS NULL THEN ?6
+                             ELSE note || '; ' || ?6 END,
                  handled_at = ?7
              WHERE id = ?1 AND state = 'received'",
         )?
