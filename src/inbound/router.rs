@@ -141,20 +141,29 @@ pub async fn handle(shared: &Shared, entry: &InboxEntry) -> Result<Handled, Stor
         }
     };
     let window = hour_window(now);
-    let limited = {
+    // One read for everything local: the allowances and the accounts bound to this phone.
+    let (limited, bound) = {
         let (p, key_p, total) = (
             inbound.per_phone_per_hour,
             format!("p:{}", phone.as_str()),
             inbound.total_per_hour,
         );
+        let ph = phone.clone();
         shared
             .store
             .call(move |c| {
-                Ok(inbox::allowance_used(c, &key_p, window, p)?
-                    || inbox::allowance_used(c, "*", window, total)?)
+                let limited = inbox::allowance_used(c, &key_p, window, p)?
+                    || inbox::allowance_used(c, "*", window, total)?;
+                let bound: Vec<String> = contacts::bindings_of_phone(c, &ph)?
+                    .into_iter()
+                    .filter(|b| b.status == BindingStatus::Active)
+                    .map(|b| b.account)
+                    .collect();
+                Ok((limited, bound))
             })
             .await?
     };
+    let local = Local { bound };
     let plan = if limited && !matches!(command, Command::Unsubscribe { .. }) {
         // A spammer costs us no marketing lookups.
         Plan {
@@ -164,6 +173,7 @@ pub async fn handle(shared: &Shared, entry: &InboxEntry) -> Result<Handled, Stor
     } else {
         plan(
             shared,
+            &local,
             inbound,
             &command,
             &phone,
@@ -187,9 +197,15 @@ async fn record(
         .await
 }
 
+/// What the store knows about the caller: accounts it has an active binding to (any source).
+struct Local {
+    bound: Vec<String>,
+}
+
 /// Decides the answer and the action (reads only).
 async fn plan(
     shared: &Shared,
+    local: &Local,
     config: &InboundConfig,
     command: &Command,
     phone: &E164,
@@ -226,7 +242,7 @@ async fn plan(
         },
         Command::Subscribe {
             account: Some(account),
-        } => match subscribe(shared, phone, account).await {
+        } => match subscribe(shared, local, phone, account).await {
             Ok(status) => Plan {
                 reply: Some(fill(
                     if status == BindingStatus::Active {
@@ -260,7 +276,7 @@ async fn plan(
             let Some(directory) = shared.directory() else {
                 return unavailable("marketing database not configured".into());
             };
-            let account = match resolve(shared, &directory, r, phone, account.as_deref()).await {
+            let account = match resolve(local, &directory, r, phone, account.as_deref()).await {
                 Ok(Ok(a)) => a,
                 Ok(Err(plan)) => return plan,
                 Err(Fault::Store(e)) => return unavailable(format!("store: {e}")),
@@ -292,14 +308,14 @@ async fn plan(
 /// The account a query is about, once the caller is known to be bound to it; or the plan
 /// that answers instead (not bound, no account, several accounts).
 async fn resolve(
-    shared: &Shared,
+    local: &Local,
     directory: &Directory,
     r: &Replies,
     phone: &E164,
     typed: Option<&str>,
 ) -> Result<Result<String, Plan>, Fault> {
     if let Some(account) = typed {
-        if is_bound(shared, directory, phone, account).await? {
+        if is_bound(local, directory, phone, account).await? {
             return Ok(Ok(account.to_owned()));
         }
         // Identical for an unknown account and for someone else's.
@@ -310,7 +326,7 @@ async fn resolve(
             ..Plan::default()
         }));
     }
-    let accounts = accounts_of(shared, directory, phone).await?;
+    let accounts = accounts_of(local, directory, phone).await?;
     match accounts.as_slice() {
         [] => Ok(Err(Plan {
             reply: Some(r.no_account.clone()),
@@ -329,17 +345,12 @@ async fn resolve(
 
 /// True when `phone` may see `account`'s data.
 async fn is_bound(
-    shared: &Shared,
+    local: &Local,
     directory: &Directory,
     phone: &E164,
     account: &str,
 ) -> Result<bool, Fault> {
-    let (p, a) = (phone.clone(), account.to_owned());
-    let local = shared
-        .store
-        .call(move |c| Ok(contacts::active_phones_of_account(c, &a)?.contains(&p)))
-        .await?;
-    if local {
+    if local.bound.iter().any(|a| a == account) {
         return Ok(true);
     }
     Ok(directory
@@ -350,21 +361,16 @@ async fn is_bound(
 
 /// Accounts `phone` is bound to: active bindings first, then the marketing records.
 async fn accounts_of(
-    shared: &Shared,
+    local: &Local,
     directory: &Directory,
     phone: &E164,
 ) -> Result<Vec<String>, Fault> {
-    let p = phone.clone();
-    let mut out: Vec<String> = shared
-        .store
-        .call(move |c| {
-            Ok(contacts::bindings_of_phone(c, &p)?
-                .into_iter()
-                .filter(|b| b.status == BindingStatus::Active)
-                .map(|b| b.account)
-                .collect())
-        })
-        .await?;
+    let mut out: Vec<String> = Vec::new();
+    for a in &local.bound {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
     for a in directory.accounts_of_phone(phone).await? {
         if !out.contains(&a.account) {
             out.push(a.account);
@@ -378,13 +384,13 @@ async fn accounts_of(
 /// DY: active when the phone is bound to the account already (a legacy-list binding included:
 /// that is the bureau's own record, and DY is what the cut-over message asks those customers
 /// to send) or the marketing database records it; pending otherwise.
-async fn subscribe(shared: &Shared, phone: &E164, account: &str) -> Result<BindingStatus, Fault> {
-    let (p, a) = (phone.clone(), account.to_owned());
-    let bound = shared
-        .store
-        .call(move |c| Ok(contacts::active_phones_of_account(c, &a)?.contains(&p)))
-        .await?;
-    if bound {
+async fn subscribe(
+    shared: &Shared,
+    local: &Local,
+    phone: &E164,
+    account: &str,
+) -> Result<BindingStatus, Fault> {
+    if local.bound.iter().any(|a| a == account) {
         return Ok(BindingStatus::Active);
     }
     let Some(directory) = shared.directory() else {
