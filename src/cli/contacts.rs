@@ -9,7 +9,7 @@ use gridsms::inbound::legacy;
 use gridsms::store::Store;
 use gridsms::store::contacts::ContactSource;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ pub fn run(args: ContactsArgs) -> ExitCode {
     }
 }
 
-fn import(file: &PathBuf, source: &str, config_path: &PathBuf) -> Result<ExitCode> {
+fn import(file: &Path, source: &str, config_path: &Path) -> Result<ExitCode> {
     let source = match ContactSource::parse(source) {
         Some(s @ (ContactSource::Legacy | ContactSource::Staff)) => s,
         _ => {

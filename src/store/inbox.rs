@@ -448,9 +448,9 @@ mod tests {
     fn the_same_pdu_from_the_same_sim_is_stored_once() {
         let c = conn();
         let a = pdu(b"\x00\x04abc", "sim-1");
-        let first = store_pdus(&c, &[a.clone()]).unwrap();
+        let first = store_pdus(&c, std::slice::from_ref(&a)).unwrap();
         assert!(first[0].is_some());
-        assert_eq!(store_pdus(&c, &[a.clone()]).unwrap(), vec![None]);
+        assert_eq!(store_pdus(&c, std::slice::from_ref(&a)).unwrap(), vec![None]);
         assert!(store_pdus(&c, &[pdu(b"\x00\x04abc", "sim-2")]).unwrap()[0].is_some());
         let mut other_slot = a.clone();
         other_slot.storage_index = Some(4);
