@@ -153,3 +153,40 @@ async fn waiting_parts_survive_a_restart() {
     wait_replies(&env, alice, 1).await;
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_leaves_from_the_sim_the_request_came_in_on() {
+    let dispatch = "timezone = \"Asia/Shanghai\"\n\n[inbound]\n";
+    let env = common::Env::new(
+        vec![
+            common::modem("m1", common::Mnc::Mobile),
+            common::modem("m2", common::Mnc::Unicom),
+        ],
+        dispatch,
+    )
+    .await;
+    let (_c, clock) = manual_clock(10, 0);
+    let d = start(&env, clock).await;
+    // Alice is a China Mobile number: without the hint the China Mobile SIM (m1) would answer.
+    let (_, alice) = ALICE;
+    env.sim("m2").inject_sms(&common::intl(alice), "BZ");
+    wait_replies(&env, alice, 1).await;
+    assert_eq!(
+        env.sim("m2").sent_messages().len(),
+        1,
+        "{:?}",
+        env.sent_by()
+    );
+    assert_eq!(env.sim("m1").sent_total(), 0);
+    // And an ordinary message to her still prefers her carrier's SIM.
+    let ids = d
+        .api
+        .send(serde_json::json!({"to": alice, "text": "测试"}))
+        .await;
+    let m = d
+        .api
+        .wait_state(ids[0], &["sent", "delivered"], common::SOON)
+        .await;
+    assert_eq!(m["modem"], "m1");
+    d.stop().await;
+}

@@ -450,7 +450,10 @@ mod tests {
         let a = pdu(b"\x00\x04abc", "sim-1");
         let first = store_pdus(&c, std::slice::from_ref(&a)).unwrap();
         assert!(first[0].is_some());
-        assert_eq!(store_pdus(&c, std::slice::from_ref(&a)).unwrap(), vec![None]);
+        assert_eq!(
+            store_pdus(&c, std::slice::from_ref(&a)).unwrap(),
+            vec![None]
+        );
         assert!(store_pdus(&c, &[pdu(b"\x00\x04abc", "sim-2")]).unwrap()[0].is_some());
         let mut other_slot = a.clone();
         other_slot.storage_index = Some(4);
