@@ -190,3 +190,35 @@ async fn the_answer_leaves_from_the_sim_the_request_came_in_on() {
     assert_eq!(m["modem"], "m1");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_pdu_is_kept_as_bad_and_deleted_from_the_modem() {
+    let env = env("").await;
+    let (_c, clock) = manual_clock(10, 0);
+    let d = start(&env, clock).await;
+    env.sim("m1").inject_pdu(vec![0x00, 0x04, 0x0B, 0xFF, 0x13]);
+    wait_modem_empty(&env).await;
+    let deadline = Instant::now() + common::SOON;
+    loop {
+        let states: Vec<String> = d
+            .running
+            .shared
+            .store
+            .call(|c| {
+                let mut s = c.prepare("SELECT state FROM inbound_pdus")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<String>, _>>()?)
+            })
+            .await
+            .expect("store");
+        if !states.is_empty() {
+            assert_eq!(states, vec!["bad".to_owned()]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "PDU never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_modem_empty(&env).await;
+    assert!(inbox(&d).await.is_empty());
+    d.stop().await;
+}

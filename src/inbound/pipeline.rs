@@ -41,6 +41,9 @@ const TICK: Duration = Duration::from_secs(1);
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// PDU rows read back at start (more than `max_pending_groups` × 255 is never useful).
 const REBUILD_LIMIT: usize = 100_000;
+/// How often old inbox rows, PDUs and rate windows are pruned, and how many rows at a time.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: usize = 5_000;
 
 /// Where a waiting group came from (for its inbox row).
 struct Origin {
@@ -106,6 +109,8 @@ impl Pipeline {
     async fn run(mut self, mut rx: mpsc::Receiver<Intake>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -121,6 +126,7 @@ impl Pipeline {
                 }
                 Some(_) = self.handlers.join_next(), if !self.handlers.is_empty() => {}
                 _ = tick.tick() => self.expire().await,
+                _ = prune.tick() => self.prune().await,
             }
         }
         self.shared.set_inbound(None);
@@ -129,6 +135,38 @@ impl Pipeline {
             while self.handlers.join_next().await.is_some() {}
         })
         .await;
+    }
+
+    /// Inbox records are kept as long as sent messages (`storage.retention_days`); rate windows
+    /// two hours. Small batches, so sending never waits long behind a prune.
+    async fn prune(&self) {
+        let now = self.shared.clock.now();
+        let days = i64::from(self.shared.config().storage.retention_days);
+        let older = now - chrono::TimeDelta::days(days);
+        loop {
+            match self
+                .shared
+                .store
+                .call(move |c| inbox::prune(c, older, PRUNE_BATCH))
+                .await
+            {
+                Ok(n) if n >= PRUNE_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "inbound: pruning old inbox records failed");
+                    return;
+                }
+            }
+        }
+        let windows = now - chrono::TimeDelta::hours(2);
+        if let Err(error) = self
+            .shared
+            .store
+            .call(move |c| inbox::prune_rates(c, windows))
+            .await
+        {
+            tracing::warn!(%error, "inbound: pruning rate windows failed");
+        }
     }
 
     /// Stored PDUs still pending and inbox rows still unhandled, from before a stop.

@@ -421,6 +421,27 @@ pub fn prune_rates(conn: &Connection, before: DateTime<Utc>) -> Result<usize, St
     )?)
 }
 
+/// Deletes at most `batch` inbox rows received before `older_than` (handled ones only) and
+/// the finished PDU rows of that age; returns how many rows went.
+pub fn prune(
+    conn: &Connection,
+    older_than: DateTime<Utc>,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    let cut = to_ms(older_than);
+    let pdus = conn.execute(
+        "DELETE FROM inbound_pdus WHERE id IN (SELECT id FROM inbound_pdus
+             WHERE received_at < ?1 AND state <> 'pending' LIMIT ?2)",
+        params![cut, batch as i64],
+    )?;
+    let rows = conn.execute(
+        "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox
+             WHERE received_at < ?1 AND state <> 'received' LIMIT ?2)",
+        params![cut, batch as i64],
+    )?;
+    Ok(pdus + rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +509,10 @@ mod tests {
         assert!(finish(&c, id, &h, Utc::now()).unwrap());
         assert!(!finish(&c, id, &h, Utc::now()).unwrap(), "only once");
         assert!(unhandled(&c, 10).unwrap().is_empty());
+        let later = Utc::now() + chrono::TimeDelta::days(1);
+        // The handled row and its PDU go; the two PDUs still pending stay.
+        assert_eq!(prune(&c, later, 100).unwrap(), 2);
+        assert_eq!(pending_pdus(&c, 10).unwrap().len(), 2);
     }
 
     #[test]
