@@ -339,3 +339,75 @@ async fn no_answer_to_service_numbers_alphanumeric_senders_or_our_own_sims() {
     assert_eq!(status, 400);
     d.stop().await;
 }
+
+fn cli(
+    env: &common::Env,
+    addr: std::net::SocketAddr,
+    token: &str,
+    args: &[&str],
+) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridsms"))
+        .args(args)
+        .arg("--api")
+        .arg(format!("http://{addr}"))
+        .arg("--token-file")
+        .arg(env.dir.path().join(token))
+        .output()
+        .expect("run gridsms");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_and_subscriptions_from_the_command_line() {
+    let env = env("").await;
+    let (_c, clock) = manual_clock(10, 0);
+    let d = start(&env, clock).await;
+    env.sim("m1").inject_sms(&from(STRANGER), "DY 1000001");
+    wait_replies(&env, STRANGER, 1).await;
+    wait_handled(&d, 1).await;
+    let addr = d.running.api_addr;
+    let env = std::sync::Arc::new(env);
+    let e = env.clone();
+    let (list, inbox_out, approve, again) = tokio::task::spawn_blocking(move || {
+        (
+            cli(&e, addr, "admin.token", &["subscriptions", "list"]),
+            cli(&e, addr, "read.token", &["inbox", "--state", "replied"]),
+            cli(
+                &e,
+                addr,
+                "admin.token",
+                &["subscriptions", "approve", STRANGER, "1000001"],
+            ),
+            cli(
+                &e,
+                addr,
+                "admin.token",
+                &["subscriptions", "reject", STRANGER, "1000001"],
+            ),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(
+        list.0 && list.1.contains("+8613600136000") && list.1.contains("pending"),
+        "{list:?}"
+    );
+    assert!(
+        inbox_out.0 && inbox_out.1.contains("DY 1000001") && inbox_out.1.contains("subscribe"),
+        "{inbox_out:?}"
+    );
+    assert!(approve.0 && approve.1.contains("active"), "{approve:?}");
+    assert!(
+        !again.0 && again.1.contains("no pending subscription"),
+        "{again:?}"
+    );
+    wait_replies(&env, STRANGER, 2).await;
+    d.stop().await;
+}
