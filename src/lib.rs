@@ -23,6 +23,7 @@
 //! - [`marketing`]: the read-only marketing database: sources, query contract, lookups.
 //! - [`reports`]: delivery statistics, failed numbers, SIM usage and cost; JSON and CSV.
 //! - [`templates`]: notice texts (placeholders, signature, unsubscribe hint on broadcasts).
+//! - [`inbound`]: customers texting in: PDU intake, reassembly, inbox, keywords, replies.
 
 pub mod api;
 pub mod at;
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod inbound;
 pub mod marketing;
 pub mod message;
 pub mod modem;

@@ -128,6 +128,13 @@ fn production_example_documents_every_key() {
         "temporary_failures",
         "level",
         "format",
+        "incomplete_wait",
+        "max_pending_groups",
+        "own_numbers",
+        "per_phone_per_hour",
+        "unknown_per_phone_per_hour",
+        "total_per_hour",
+        "cutover_date",
     ];
     for key in keys {
         let set = format!("\n{key} = ");

@@ -13,12 +13,14 @@ mod audit;
 mod broadcasts;
 mod error;
 mod jobs;
+mod inbox;
 mod messages;
 pub mod openapi;
 mod reports;
 pub mod scope;
 mod outages;
 mod status;
+mod subscriptions;
 
 pub use error::ApiError;
 
@@ -64,6 +66,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/queue", get(status::queue))
         .route("/api/v1/jobs", get(jobs::list))
         .route("/api/v1/jobs/{name}/run", post(jobs::run))
+        .route("/api/v1/inbox", get(inbox::list))
+        .route("/api/v1/subscriptions", get(subscriptions::list))
+        .route(
+            "/api/v1/subscriptions/{phone}/{account}/{action}",
+            post(subscriptions::decide),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

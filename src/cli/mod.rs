@@ -6,16 +6,19 @@ mod backup;
 mod broadcast;
 mod client;
 mod config;
+mod contacts;
 mod daemon;
 mod demo;
 mod detect;
 mod jobs;
+mod inbox;
 mod modem;
 mod outage;
 mod pdu;
 mod report;
 mod sim;
 mod template;
+mod subscriptions;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -72,6 +75,12 @@ pub enum Command {
     /// Notice templates: `template check` renders each with sample data.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// What customers texted in and how each message was handled.
+    Inbox(inbox::InboxArgs),
+    /// Phone ↔ account bindings waiting for staff: list, approve, reject.
+    Subscriptions(subscriptions::SubscriptionsArgs),
+    /// The contacts store: import old phone lists.
+    Contacts(contacts::ContactsArgs),
 }
 
 /// Exit code for bad input, as the CLI contract promises.
@@ -100,5 +109,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Template(cmd) => template::run(cmd),
         Command::Outage(args) => outage::run(args),
         Command::DemoDb(args) => demo::run(args),
+        Command::Inbox(args) => inbox::run(args),
+        Command::Subscriptions(args) => subscriptions::run(args),
+        Command::Contacts(args) => contacts::run(args),
     }
 }

@@ -12,6 +12,7 @@
 
 mod demo;
 mod duration;
+pub mod inbound;
 mod locate;
 pub mod marketing;
 mod outages;
@@ -22,6 +23,7 @@ mod validate;
 
 pub use demo::DemoConfig;
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use inbound::InboundConfig;
 pub use locate::{KeyPath, Seg};
 pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
 pub use outages::OutagesConfig;
@@ -66,6 +68,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marketing: Option<marketing::MarketingConfig>,
     pub reports: ReportsConfig,
+    pub inbound: InboundConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub demo: Option<super::demo::RawDemo>,
     pub marketing: Option<super::marketing::RawMarketing>,
     pub reports: Option<super::staff::RawReports>,
+    pub inbound: Option<super::inbound::RawInbound>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         .marketing
         .map(|m| super::marketing::validate(m, base, &root.key("marketing"), p));
     let reports = super::staff::reports(raw.reports, &root.key("reports"), p);
+    let inbound = super::inbound::validate(raw.inbound, &root.key("inbound"), p);
     Some(Config {
         source: source.to_owned(),
         storage,
@@ -97,6 +98,7 @@ pub fn validate(raw: RawConfig, base: &Path, source: &Path, p: &mut Problems) ->
         demo,
         marketing,
         reports,
+        inbound,
     })
 }
 

@@ -27,7 +27,7 @@ use super::pool::{FIRST_INIT_WAIT, Slot};
 use super::sender::{Finished, Outcome, SendJob, Worker, WorkerContext};
 use super::state::{Counters, Shared};
 use crate::config::{Config, ModemChange, modem_changes};
-use crate::dispatch::balance::{Choice, MessageNeeds, QuotaWindows, choose_sim};
+use crate::dispatch::balance::{Choice, MessageNeeds, QuotaWindows, choose_sim_preferring};
 use crate::dispatch::policy::{RetryClass, RetryDecision, decide_retry};
 use crate::message::Category;
 use crate::modem::{ModemEvent, ModemEventKind, ModemState};
@@ -307,7 +307,8 @@ impl Dispatcher {
                 avoid: &avoid,
             };
             let candidates: Vec<_> = self.slots.iter().map(Slot::candidate).collect();
-            match choose_sim(&candidates, &need, &windows, now) {
+            let prefer = message.prefer_modem.as_deref();
+            match choose_sim_preferring(&candidates, prefer, &need, &windows, now) {
                 Choice::Sim(index) => {
                     drop(candidates);
                     self.slots[index].reserve(segments, now);
@@ -632,19 +633,7 @@ impl Dispatcher {
                 self.on_status_report(index, storage_index, &pdu, now).await;
             }
             ModemEventKind::Inbound { storage_index, pdu } => {
-                Counters::add(&self.shared.counters.inbound_pdus, 1);
-                // Inbound SMS are left in the modem's storage until the inbox stores them
-                // durably (the inbound pipeline); nothing is deleted unread.
-                let sender = match pdu::decode(&pdu) {
-                    Ok(pdu::Pdu::Deliver(d)) => d.sender.to_display(),
-                    _ => "?".to_owned(),
-                };
-                tracing::info!(
-                    modem = %event.modem,
-                    from = %mask_any(&sender),
-                    storage_index,
-                    "inbound SMS received (kept on the modem)"
-                );
+                crate::inbound::offer(&self.shared, &self.slots[index], storage_index, pdu);
             }
         }
         self.publish(true);
@@ -907,7 +896,7 @@ fn validity_minutes(validity: Duration) -> Option<u32> {
     u32::try_from(minutes).ok()
 }
 
-fn mask_any(number: &str) -> String {
+pub(crate) fn mask_any(number: &str) -> String {
     phone::normalise(number).map_or_else(
         |_| {
             let chars: Vec<char> = number.chars().collect();

@@ -102,6 +102,7 @@ pub struct Running {
     keepalive: tokio::task::JoinHandle<()>,
     pruning: tokio::task::JoinHandle<()>,
     jobs: tokio::task::JoinHandle<()>,
+    inbound: Option<tokio::task::JoinHandle<()>>,
     notifier: Notifier,
 }
 
@@ -150,6 +151,7 @@ pub async fn start(
     tracing::info!(api = %format!("http://{api_addr}"), "gridsms running; API listening");
 
     let stop = CancellationToken::new();
+    let inbound = crate::inbound::pipeline::start(shared.clone(), stop.clone()).await;
     let api = {
         let stop = stop.clone();
         let router = crate::api::router(shared.clone());
@@ -181,6 +183,7 @@ pub async fn start(
         keepalive,
         pruning,
         jobs,
+        inbound,
         notifier: options.notifier,
     })
 }
@@ -213,6 +216,9 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.jobs).await;
         if let Err(error) = self.dispatch.await {
             tracing::error!(%error, "dispatcher ended abnormally");
+        }
+        if let Some(inbound) = self.inbound {
+            let _ = tokio::time::timeout(Duration::from_secs(15), inbound).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api).await;
         tracing::info!("stopped");

@@ -208,6 +208,7 @@ impl Slot {
             imei: id.imei,
             imsi: id.imsi,
             iccid: id.iccid,
+            own_number: id.own_number,
             carrier: self.carrier().to_string(),
             busy: self.in_flight > 0,
             sent_hour: self.usage.hour,

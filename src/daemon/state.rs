@@ -27,6 +27,8 @@ pub struct ModemView {
     pub imei: Option<String>,
     pub imsi: Option<String>,
     pub iccid: Option<String>,
+    /// The SIM's own number as it reports it (inbound replies never go to our own SIMs).
+    pub own_number: Option<String>,
     pub carrier: String,
     pub busy: bool,
     pub sent_hour: u64,
@@ -87,6 +89,8 @@ pub struct Shared {
     pub jobs: std::sync::OnceLock<Arc<crate::marketing::jobs::JobsHandle>>,
     /// The marketing database's lookups, when `[marketing]` is configured.
     directory: RwLock<Option<crate::marketing::directory::Directory>>,
+    /// The inbound pipeline, when `[inbound]` is enabled (set at start).
+    inbound: RwLock<Option<Arc<crate::inbound::Inbound>>>,
 }
 
 impl Shared {
@@ -104,7 +108,26 @@ impl Shared {
             outages: std::sync::OnceLock::new(),
             jobs: std::sync::OnceLock::new(),
             directory: RwLock::new(None),
+            inbound: RwLock::new(None),
         })
+    }
+
+    /// The marketing lookups, if configured.
+    pub fn directory(&self) -> Option<crate::marketing::Directory> {
+        snapshot(&self.directory)
+    }
+
+    pub fn set_directory(&self, directory: Option<crate::marketing::Directory>) {
+        replace(&self.directory, directory);
+    }
+
+    /// The inbound pipeline, if running.
+    pub fn inbound(&self) -> Option<Arc<crate::inbound::Inbound>> {
+        snapshot(&self.inbound)
+    }
+
+    pub fn set_inbound(&self, inbound: Option<Arc<crate::inbound::Inbound>>) {
+        replace(&self.inbound, inbound);
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -136,15 +159,6 @@ impl Shared {
         *errors
             .entry((modem.to_owned(), class.to_owned()))
             .or_default() += 1;
-    }
-
-    /// The marketing lookups (account contacts, station of a feeder, customer lists), if any.
-    pub fn directory(&self) -> Option<crate::marketing::directory::Directory> {
-        snapshot(&self.directory)
-    }
-
-    pub fn set_directory(&self, directory: Option<crate::marketing::directory::Directory>) {
-        replace(&self.directory, directory);
     }
 
     pub fn errors(&self) -> BTreeMap<(String, String), u64> {

@@ -203,6 +203,26 @@ fn load(c: &SimCandidate<'_>) -> f64 {
         .max(share(c.usage.month, c.limits.monthly))
 }
 
+/// [`choose_sim`], except that the modem named `prefer` (a reply goes back out of the SIM the
+/// customer texted) is taken when it can send now and this message has not failed on it.
+pub fn choose_sim_preferring(
+    candidates: &[SimCandidate<'_>],
+    prefer: Option<&str>,
+    need: &MessageNeeds<'_>,
+    windows: &QuotaWindows,
+    now: DateTime<Utc>,
+) -> Choice {
+    let preferred = prefer
+        .filter(|p| !need.avoid.contains(p))
+        .and_then(|p| candidates.iter().position(|c| c.name == p));
+    if let Some(i) = preferred
+        && let Choice::Sim(_) = choose_sim(&candidates[i..=i], need, windows, now)
+    {
+        return Choice::Sim(i);
+    }
+    choose_sim(candidates, need, windows, now)
+}
+
 /// Picks the SIM for a message from `candidates` (every enabled modem, in config order; an
 /// index into it comes back): among SIMs that can send it now, one not in `avoid`, then one
 /// of the recipient's carrier, then the fewest segments in flight, then the lowest quota share,

@@ -288,6 +288,97 @@ pub fn opted_out_among<'a>(
     Ok(out)
 }
 
+/// Bindings in `status` (any when `None`), oldest first, `limit` (1..=1000) from `offset`.
+pub fn list_bindings(
+    conn: &Connection,
+    status: Option<BindingStatus>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<Binding>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {BINDING_COLUMNS} FROM contacts WHERE (?1 IS NULL OR status = ?1)
+         ORDER BY created_at, phone, account LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            status.map(BindingStatus::as_str),
+            limit.clamp(1, 1000) as i64,
+            offset as i64
+        ],
+        binding_of,
+    )?;
+    rows.map(|r| decode(r?)).collect()
+}
+
+/// Staff decision on a pending binding (any source): `active` or `rejected`, with who decided
+/// and why. Compare-and-set on `pending`; returns how many bindings changed (0: none pending).
+pub fn decide_pending(
+    conn: &Connection,
+    phone: &E164,
+    account: &str,
+    to: BindingStatus,
+    decided_by: &str,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE contacts SET status = ?3, decided_by = ?4, note = coalesce(?5, note),
+                 updated_at = ?6
+             WHERE phone = ?1 AND account = ?2 AND status = 'pending'",
+        )?
+        .execute(params![
+            phone.as_str(),
+            account,
+            to.as_str(),
+            decided_by,
+            note,
+            to_ms(now)
+        ])?)
+}
+
+/// Phones whose only active bindings come from the legacy lists, with their accounts;
+/// at most `limit` phones, in phone order after `after` (paging for the cut-over run).
+pub fn legacy_only_phones(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(E164, Vec<String>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT phone, group_concat(account, char(31)) FROM contacts c
+         WHERE source = 'legacy' AND status = 'active' AND phone > coalesce(?1, '')
+           AND NOT EXISTS (SELECT 1 FROM contacts o WHERE o.phone = c.phone
+                           AND o.source <> 'legacy' AND o.status = 'active')
+         GROUP BY phone ORDER BY phone LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit.clamp(1, 10_000) as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (phone, accounts) = row?;
+        let phone = phone
+            .parse::<E164>()
+            .map_err(|e| StoreError::Corrupt(format!("contact phone {phone:?}: {e}")))?;
+        out.push((phone, accounts.split('\u{1f}').map(str::to_owned).collect()));
+    }
+    Ok(out)
+}
+
+/// Retire the active legacy bindings of `phone` (status `rejected`, note `cut-over`).
+pub fn retire_legacy(
+    conn: &Connection,
+    phone: &E164,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE contacts SET status = 'rejected', note = 'cut-over', updated_at = ?2
+             WHERE phone = ?1 AND source = 'legacy' AND status = 'active'",
+        )?
+        .execute(params![phone.as_str(), to_ms(now)])?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

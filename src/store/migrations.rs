@@ -199,6 +199,54 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (outage_id, kind, phone, version)
     ) WITHOUT ROWID;
     "#,
+    // 8: inbound: raw PDUs (deduplicated, kept until reassembled), the inbox, reply rate
+    // limits, and the modem a reply should preferably leave from.
+    r#"
+    CREATE TABLE inbound_pdus (
+        id             INTEGER PRIMARY KEY,
+        dedupe_key     TEXT    NOT NULL UNIQUE,    -- hash of SIM, slot, PDU octets: read twice = once
+        modem          TEXT    NOT NULL,
+        sim            TEXT    NOT NULL,
+        storage_index  INTEGER,
+        pdu            BLOB    NOT NULL,           -- as the modem printed it, SMSC field first
+        received_at    INTEGER NOT NULL,
+        state          TEXT    NOT NULL,           -- 'pending' | 'done' | 'duplicate' | 'bad'
+        group_key      TEXT,                       -- multipart: sender|reference|total
+        inbox_id       INTEGER
+    );
+    CREATE INDEX inbound_pdus_pending ON inbound_pdus (id) WHERE state = 'pending';
+    CREATE INDEX inbound_pdus_group ON inbound_pdus (group_key) WHERE state = 'pending';
+
+    CREATE TABLE inbox (
+        id           INTEGER PRIMARY KEY,
+        sender       TEXT    NOT NULL,             -- as received: +86..., 10086, alphanumeric
+        text         TEXT    NOT NULL,
+        modem        TEXT    NOT NULL,
+        sim          TEXT,
+        received_at  INTEGER NOT NULL,
+        parts        INTEGER NOT NULL,
+        state        TEXT    NOT NULL,             -- 'received' | 'replied' | 'handled' | 'ignored' | 'rate_limited' | 'failed'
+        command      TEXT,
+        account      TEXT,
+        reply_id     INTEGER,                      -- messages.id of the answer
+        note         TEXT,
+        handled_at   INTEGER
+    );
+    CREATE INDEX inbox_sender ON inbox (sender, id);
+    CREATE INDEX inbox_received ON inbox (received_at);
+    CREATE INDEX inbox_open ON inbox (id) WHERE state = 'received';
+
+    -- Fixed-window reply counters (per phone, per phone for unknown text, overall), persisted
+    -- so a restart does not hand a spammer a fresh allowance.
+    CREATE TABLE inbound_rate (
+        key           TEXT    NOT NULL,
+        window_start  INTEGER NOT NULL,
+        n             INTEGER NOT NULL,
+        PRIMARY KEY (key, window_start)
+    ) WITHOUT ROWID;
+
+    ALTER TABLE messages ADD COLUMN prefer_modem TEXT;
+    "#,
     // 9: staff — the append-only audit trail (see store::audit) and an index for per-station
     // reports and cancellation by origin.
     r#"

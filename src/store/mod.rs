@@ -58,6 +58,7 @@ pub mod audit;
 pub mod backup;
 pub mod contacts;
 pub mod jobs;
+pub mod inbox;
 pub mod migrations;
 pub mod outages;
 pub mod outbox;

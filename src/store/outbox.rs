@@ -47,6 +47,9 @@ pub struct NewMessage {
     pub account: Option<String>,
     /// The supply station (organisation code) of that account, for per-station reports.
     pub station: Option<String>,
+    /// Send through this modem when it can take the message now (a reply leaves from the SIM
+    /// the customer texted); a hint, never a wait.
+    pub prefer_modem: Option<String>,
 }
 
 impl NewMessage {
@@ -63,6 +66,7 @@ impl NewMessage {
             batch_id: None,
             account: None,
             station: None,
+            prefer_modem: None,
         }
     }
 
@@ -171,6 +175,8 @@ pub struct Message {
     pub next_attempt_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// See [`NewMessage::prefer_modem`].
+    pub prefer_modem: Option<String>,
 }
 
 /// A message with its segments (those the dispatcher has started).
@@ -450,8 +456,9 @@ pub fn enqueue_prepared(
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (recipient, text, category, priority, not_before, expires_at,
                  idempotency_key, content_hash, state, origin, batch_id, created_at, updated_at,
-                 next_attempt_at, account, station)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?11, ?12, ?13, ?14)
+                 next_attempt_at, account, station, prefer_modem)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?11, ?12, ?13, ?14,
+                 ?15)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )?;
         let mut existing =
@@ -480,6 +487,7 @@ pub fn enqueue_prepared(
                 due,
                 m.account,
                 m.station,
+                m.prefer_modem,
             ])?;
             if changed == 1 {
                 let id = tx.last_insert_rowid();
@@ -535,7 +543,7 @@ pub fn enqueue_prepared(
 
 const MESSAGE_COLUMNS: &str = "id, recipient, text, category, priority, not_before, expires_at,
     idempotency_key, state, attempts, last_error, modem, sim_iccid, origin, batch_id,
-    created_at, updated_at, next_attempt_at, sent_at, delivered_at";
+    created_at, updated_at, next_attempt_at, sent_at, delivered_at, prefer_modem";
 
 fn message_from_row(r: &Row<'_>) -> Result<Message, StoreError> {
     let to: String = r.get(1)?;
@@ -570,6 +578,7 @@ fn message_from_row(r: &Row<'_>) -> Result<Message, StoreError> {
         next_attempt_at: from_ms(r.get(17)?)?,
         sent_at: from_ms_opt(r.get(18)?)?,
         delivered_at: from_ms_opt(r.get(19)?)?,
+        prefer_modem: r.get(20)?,
     })
 }
 
