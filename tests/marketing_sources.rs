@@ -185,9 +185,13 @@ async fn mysql_types_round_trip() {
 async fn postgres_unknown_type_names_the_column() {
     let Some(db) = TestDb::postgres() else { return };
     let source = db.source();
-    let err = rows(&source, "SELECT 1 AS ok, point(1, 2) AS location", &[])
-        .await
-        .unwrap_err();
+    // The error ends the stream: nothing follows it, though 2,000 rows were coming.
+    let mut stream = source.stream(
+        &q("SELECT g AS ok, point(g, 2) AS location FROM generate_series(1, 2000) g"),
+        &[],
+    );
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(stream.next().await.is_none());
     match &err {
         SourceError::Query(m) => assert!(m.contains("location") && m.contains("point"), "{m}"),
         other => panic!("expected a query error, got {other:?}"),
