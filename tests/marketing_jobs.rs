@@ -590,6 +590,8 @@ async fn database_down_scenario(db: &TestDb, dead_url: &str) {
     assert_eq!(job["consecutive_failures"], 1, "{job}");
     assert_eq!(watermark(&env, "bills"), Some(mark), "watermark untouched");
 
+    // Back, and (SIGHUP) a new schedule applies without a restart.
+    let jobs = "[marketing.bills]\nat = [\"08:30\", \"14:00\"]\n";
     write_config(
         &env,
         &marketing_toml(db.url(), &[("bills", BILLS_SQL)], jobs),
@@ -601,6 +603,11 @@ async fn database_down_scenario(db: &TestDb, dead_url: &str) {
     let (view, job) = job_view(&d.api, "bills").await;
     assert_eq!(view["marketing"]["reachable"], true, "{view}");
     assert_eq!(job["state"], "idle", "{job}");
+    assert_eq!(job["schedule"], "at 08:30, 14:00", "{job}");
+    assert_eq!(
+        job["next_run"], "2026-03-10T06:00:00Z",
+        "14:00 Shanghai: {job}"
+    );
     wait_sent_messages(&env, 2).await;
     d.stop().await;
 }

@@ -176,7 +176,9 @@ async fn run_query(
                 None => break,
                 Some(Err(e)) => return Err(classify(&e, timeout)),
                 Some(Ok(row)) => {
-                    if tx.send(to_row(&columns, &row)).await.is_err() {
+                    // An unreadable value ends the stream with its error (sent by the caller).
+                    let row = to_row(&columns, &row)?;
+                    if tx.send(Ok(row)).await.is_err() {
                         // Consumer gone: the rollback below closes the portal, which ends
                         // the query on the server.
                         break 'fetch;
