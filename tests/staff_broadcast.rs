@@ -50,7 +50,8 @@ async fn audience_deduplicated_opt_outs_dry_run_and_cancel() {
     );
     let text = b["text"].as_str().unwrap();
     assert!(
-        text.starts_with(NOTICE) && text.ends_with("回TD退订"),
+        // Signature in front, the unsubscribe hint behind ([templates] defaults).
+        text == format!("【某某供电公司】{NOTICE}回复TD退订"),
         "{text}"
     );
     assert_eq!(b["segments"], json!(2));

@@ -83,8 +83,16 @@ pub struct BroadcastSummary {
 
 /// The broadcast template until the templates module lands: the text and the unsubscribe hint.
 /// (Replace with `Templates::render(NoticeKind::Broadcast, …)` at merge.)
-fn render_broadcast(text: &str) -> String {
-    format!("{}回TD退订", text.trim_end())
+/// The broadcast as sent: signature, the staff's text, the unsubscribe hint (`[templates]`).
+fn render_broadcast(shared: &Shared, text: &str) -> String {
+    let vars = crate::templates::Vars {
+        text: Some(text.trim().to_owned()),
+        ..Default::default()
+    };
+    shared
+        .config()
+        .templates
+        .render(crate::templates::NoticeKind::Broadcast, &vars)
 }
 
 /// Average price per segment of the enabled modems that have one, in 0.0001-yuan units.
@@ -145,7 +153,7 @@ pub async fn create(
     if req.text.trim().is_empty() {
         return Err(ApiError::bad_field("text", "is empty"));
     }
-    let text = render_broadcast(&req.text);
+    let text = render_broadcast(&shared, &req.text);
     let preview =
         crate::pdu::preview(&text).map_err(|e| ApiError::bad_field("text", e.to_string()))?;
     check_codes("audience.stations", &a.stations)?;

@@ -12,13 +12,13 @@
 mod audit;
 mod broadcasts;
 mod error;
-mod jobs;
 mod inbox;
+mod jobs;
 mod messages;
 pub mod openapi;
+mod outages;
 mod reports;
 pub mod scope;
-mod outages;
 mod status;
 mod subscriptions;
 
@@ -69,8 +69,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/inbox", get(inbox::list))
         .route("/api/v1/subscriptions", get(subscriptions::list))
         .route(
-            "/api/v1/subscriptions/{phone}/{account}/{action}",
-            post(subscriptions::decide),
+            "/api/v1/subscriptions/{phone}/{account}/approve",
+            post(subscriptions::approve),
+        )
+        .route(
+            "/api/v1/subscriptions/{phone}/{account}/reject",
+            post(subscriptions::reject),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

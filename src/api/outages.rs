@@ -7,9 +7,9 @@
 
 use super::{ApiError, Caller, scope};
 use crate::config::Scope;
-use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::daemon::state::Shared;
 use crate::marketing::outages::{OutageDesk, OutageError, Report};
+use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::store::outages::{Outage, OutageSpec};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -194,9 +194,10 @@ pub async fn create(
             ));
         }
     }
-    let target = feeder
-        .as_ref()
-        .map_or_else(|| format!("areas {}", areas.join(",")), |f| format!("feeder {f}"));
+    let target = feeder.as_ref().map_or_else(
+        || format!("areas {}", areas.join(",")),
+        |f| format!("feeder {f}"),
+    );
     if let Err(refused) =
         scope::check_outage(&caller, Some(directory), feeder.as_deref(), &areas).await
     {
@@ -329,10 +330,14 @@ pub async fn cancel(
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("outage {id} not found")))?;
     shared.wake.notify_one();
-    let entry = AuditEntry::new(shared.clock.now(), caller.0.name.clone(), AuditAction::Cancel)
-        .target(target)
-        .recipients(report.recipients)
-        .detail(serde_json::json!({ "outage_id": id, "cancellation_notices": report.recipients }));
+    let entry = AuditEntry::new(
+        shared.clock.now(),
+        caller.0.name.clone(),
+        AuditAction::Cancel,
+    )
+    .target(target)
+    .recipients(report.recipients)
+    .detail(serde_json::json!({ "outage_id": id, "cancellation_notices": report.recipients }));
     audit::record_alone(&shared.store, entry).await;
     Ok(Json(Announced::of(report, false)))
 }

@@ -10,6 +10,7 @@ use crate::daemon::state::Shared;
 use crate::inbound::replies::fill;
 use crate::message::Category;
 use crate::phone;
+use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::store::contacts::{self, Binding, BindingStatus};
 use crate::store::{NewMessage, outbox};
 use axum::Json;
@@ -72,18 +73,51 @@ pub struct Decided {
     pub message_id: Option<i64>,
 }
 
-pub async fn decide(
+/// `POST /api/v1/subscriptions/{phone}/{account}/approve`.
+pub async fn approve(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
-    Path((raw_phone, account, action)): Path<(String, String, String)>,
+    Path((raw_phone, account)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Decided>, ApiError> {
+    decide(
+        shared,
+        caller,
+        raw_phone,
+        account,
+        BindingStatus::Active,
+        body,
+    )
+    .await
+}
+
+/// `POST /api/v1/subscriptions/{phone}/{account}/reject`.
+pub async fn reject(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Path((raw_phone, account)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Decided>, ApiError> {
+    decide(
+        shared,
+        caller,
+        raw_phone,
+        account,
+        BindingStatus::Rejected,
+        body,
+    )
+    .await
+}
+
+async fn decide(
+    shared: Arc<Shared>,
+    caller: Caller,
+    raw_phone: String,
+    account: String,
+    to: BindingStatus,
     body: axum::body::Bytes,
 ) -> Result<Json<Decided>, ApiError> {
     caller.require(Scope::Admin)?;
-    let to = match action.as_str() {
-        "approve" => BindingStatus::Active,
-        "reject" => BindingStatus::Rejected,
-        _ => return Err(ApiError::not_found("expected .../approve or .../reject")),
-    };
     let phone = phone::normalise(&raw_phone)
         .map_err(|e| ApiError::bad_field("phone", format!("{raw_phone:?}: {e}")))?;
     // The body is optional: `{"note": "…"}` or nothing.
@@ -112,6 +146,17 @@ pub async fn decide(
             if to == BindingStatus::Active {
                 contacts::opt_in(c, &p, None)?;
             }
+            let action = if to == BindingStatus::Active {
+                AuditAction::SubscriptionApprove
+            } else {
+                AuditAction::SubscriptionReject
+            };
+            audit::record(
+                c,
+                &AuditEntry::new(now, who.clone(), action)
+                    .target(format!("{} -> {a}", p.mask()))
+                    .recipients(1),
+            )?;
             let msg = NewMessage {
                 idempotency_key: Some(format!(
                     "subscription:{}:{a}:{}:{}",

@@ -10,15 +10,15 @@ mod contacts;
 mod daemon;
 mod demo;
 mod detect;
-mod jobs;
 mod inbox;
+mod jobs;
 mod modem;
 mod outage;
 mod pdu;
 mod report;
 mod sim;
-mod template;
 mod subscriptions;
+mod template;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

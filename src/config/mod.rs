@@ -25,8 +25,8 @@ pub use demo::DemoConfig;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use inbound::InboundConfig;
 pub use locate::{KeyPath, Seg};
-pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
 pub use outages::OutagesConfig;
+pub use staff::{PRICE_UNITS_PER_YUAN, ReportsConfig, price_units};
 pub use validate::{DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, DEFAULT_MONTHLY_LIMIT, Problems};
 
 use crate::dispatch::{Backoff, QuietHours, QuietPolicy, QuotaLimits};

@@ -151,7 +151,16 @@ pub async fn start(
     tracing::info!(api = %format!("http://{api_addr}"), "gridsms running; API listening");
 
     let stop = CancellationToken::new();
+    // The marketing runner publishes the directory the inbound replies look accounts up in,
+    // so it starts first.
+    let jobs = crate::marketing::jobs::spawn(shared.clone(), stop.clone());
+    crate::marketing::outages::attach(&shared);
     let inbound = crate::inbound::pipeline::start(shared.clone(), stop.clone()).await;
+    if let Some(i) = shared.inbound() {
+        i.set_outages(Some(Arc::new(crate::marketing::outages::StoredOutages(
+            shared.store.clone(),
+        ))));
+    }
     let api = {
         let stop = stop.clone();
         let router = crate::api::router(shared.clone());
@@ -170,8 +179,6 @@ pub async fn start(
         options.notifier.clone(),
     ));
     let pruning = tokio::spawn(retention::run(shared.clone()));
-    let jobs = crate::marketing::jobs::spawn(shared.clone(), stop.clone());
-    crate::marketing::outages::attach(&shared);
     Ok(Running {
         shared,
         api_addr,

@@ -872,3 +872,34 @@ pub fn attach(shared: &Arc<crate::daemon::state::Shared>) {
         Err(error) => tracing::error!(%error, "outage notices unavailable"),
     }
 }
+
+/// TZ's view of the outage store: planned outages on the caller's feeders.
+pub struct StoredOutages(pub Store);
+
+impl crate::inbound::UpcomingOutages for StoredOutages {
+    fn upcoming<'a>(
+        &'a self,
+        feeders: &'a [String],
+        now: DateTime<Utc>,
+    ) -> super::source::BoxFuture<'a, Result<Vec<crate::inbound::PlannedOutage>, String>> {
+        let feeders = feeders.to_vec();
+        Box::pin(async move {
+            let found = self
+                .0
+                .call(move |c| db::upcoming_on_feeders(c, &feeders, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(found
+                .into_iter()
+                .filter_map(|o| {
+                    Some(crate::inbound::PlannedOutage {
+                        feeder: o.feeder?,
+                        start: o.start,
+                        end: o.end,
+                        reason: o.reason,
+                    })
+                })
+                .collect())
+        })
+    }
+}

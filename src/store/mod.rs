@@ -57,8 +57,8 @@
 pub mod audit;
 pub mod backup;
 pub mod contacts;
-pub mod jobs;
 pub mod inbox;
+pub mod jobs;
 pub mod migrations;
 pub mod outages;
 pub mod outbox;

@@ -325,6 +325,29 @@ pub fn list(conn: &Connection, limit: u32) -> Result<Vec<Outage>, StoreError> {
     Ok(out)
 }
 
+/// Outages on any of `feeders`, not cancelled, that end after `now`, soonest first (TZ).
+pub fn upcoming_on_feeders(
+    conn: &Connection,
+    feeders: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Outage>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outages
+         WHERE feeder = ?1 AND status != 'cancelled' AND end_at > ?2
+         ORDER BY start_at LIMIT 20"
+    ))?;
+    let mut out: Vec<Outage> = Vec::new();
+    for feeder in feeders {
+        let mut rows = stmt.query(rusqlite::params![feeder, super::to_ms(now)])?;
+        while let Some(r) = rows.next()? {
+            out.push(outage_of(r)?);
+        }
+    }
+    out.sort_by_key(|o| (o.start, o.id));
+    out.dedup_by_key(|o| o.id);
+    Ok(out)
+}
+
 /// Outages not cancelled whose start is after `now` and that have no reminder yet.
 pub fn awaiting_reminder(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Outage>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(

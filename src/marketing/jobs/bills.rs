@@ -13,13 +13,13 @@
 //! `null_amount`, `negative_amount`, `duplicate_row`, `bad_field`; opted-out phones as
 //! `opted_out`.
 
-use super::text::{NoticeKind, Vars, render};
 use super::{BATCH, Job, JobContext, JobError, local_naive, parse_instant};
 use crate::marketing::directory::phone_of;
 use crate::marketing::source::{BoxFuture, FieldError, Row, Value};
 use crate::message::Category;
 use crate::store::jobs::RunStats;
 use crate::store::outbox::NewMessage;
+use crate::templates::{NoticeKind, Templates, Vars};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -131,6 +131,7 @@ fn opt<T>(
 
 /// One row → its notice, or the reason it is skipped.
 pub(super) fn notice_of(
+    templates: &Templates,
     row: &Row,
     kind: Kind,
     expires_at: DateTime<Utc>,
@@ -172,7 +173,11 @@ pub(super) fn notice_of(
         station: station.clone(),
         ..Vars::default()
     };
-    let mut msg = NewMessage::new(phone, render(kind.notice(), &vars), Category::Bill);
+    let mut msg = NewMessage::new(
+        phone,
+        templates.render(kind.notice(), &vars),
+        Category::Bill,
+    );
     msg.idempotency_key = Some(key);
     msg.expires_at = Some(expires_at);
     msg.origin = Some(format!("job:{}", kind.query()));
@@ -220,7 +225,7 @@ pub(super) async fn poll(
                 max_seen = t;
             }
         }
-        match notice_of(&row, kind, expires_at, &mut seen) {
+        match notice_of(&ctx.config.templates, &row, kind, expires_at, &mut seen) {
             Ok(m) => batch.push(m),
             Err(reason) => stats.skip(reason),
         }

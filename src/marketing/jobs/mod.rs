@@ -27,7 +27,6 @@
 pub mod bills;
 pub mod corrections;
 pub mod reminders;
-pub mod text;
 
 use crate::config::Config;
 use crate::config::marketing::{MarketingConfig, Schedule};

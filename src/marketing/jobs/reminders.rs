@@ -15,7 +15,6 @@
 //! Keys: `reminder:{account}:{due_date}:{n}:{phone}`; the reminder count moves in the same
 //! transaction as the messages.
 
-use super::text::{NoticeKind, Vars, render};
 use super::{Job, JobContext, JobError};
 use crate::marketing::directory::phone_of;
 use crate::marketing::source::{BoxFuture, Value};
@@ -23,6 +22,7 @@ use crate::message::Category;
 use crate::phone::E164;
 use crate::store::jobs::{self as store_jobs, ReminderState, RunStats};
 use crate::store::outbox::NewMessage;
+use crate::templates::{NoticeKind, Vars};
 use chrono::{NaiveDate, TimeDelta};
 use std::collections::HashMap;
 
@@ -254,7 +254,7 @@ async fn decide(
             station: g.station.clone(),
             ..Vars::default()
         };
-        let text = render(NoticeKind::Reminder, &vars);
+        let text = ctx.config.templates.render(NoticeKind::Reminder, &vars);
         for phone in g.phones {
             let key = format!("reminder:{}:{due}:{n}:{}", g.account, phone.as_str());
             let mut m = NewMessage::new(phone, text.clone(), Category::Reminder);
