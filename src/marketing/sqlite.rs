@@ -2,8 +2,11 @@
 //! real one), always opened read-only and with `query_only`, so no query from the config can
 //! change it.
 //!
-//! Each query runs on tokio's blocking pool with its own connection (opening a SQLite file
-//! costs microseconds); rows go out through the bounded [`RowStream`] channel. A progress
+//! Each query runs on tokio's blocking pool on a connection of its own, taken from a few idle
+//! ones kept open (opening the file and preparing the statement again for every inbound
+//! keyword lookup cost more than the lookup). An idle connection is reused only while the path
+//! still names the same file: a snapshot replaced or moved away is noticed at the next query,
+//! as a fresh open would. Rows go out through the bounded [`RowStream`] channel. A progress
 //! handler stops the statement when the consumer has gone or the query timeout has passed, so
 //! an abandoned or runaway query does not keep a thread busy.
 
@@ -12,12 +15,64 @@ use super::source::{
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 4;
+
+/// An open connection and the identity (device, inode) of the file it opened.
+struct Pooled {
+    conn: Connection,
+    file: (u64, u64),
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Idle connections; the lock is held only to push or pop one.
+#[derive(Clone, Default)]
+struct Idle(Arc<Mutex<Vec<Pooled>>>);
+
+impl Idle {
+    /// An idle connection to the file `path` names now, or a new one.
+    fn checkout(&self, path: &Path, timeout: Duration) -> Result<Pooled, SourceError> {
+        let current = file_identity(path);
+        let reusable = {
+            let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if current.is_none() {
+                idle.clear();
+            }
+            idle.retain(|p| Some(p.file) == current);
+            idle.pop()
+        };
+        match reusable {
+            Some(p) => Ok(p),
+            None => {
+                let conn = SqliteSource::connect(path, timeout)?;
+                // Identity after opening: a file created between the two checks is fine.
+                let file = file_identity(path).unwrap_or((0, 0));
+                Ok(Pooled { conn, file })
+            }
+        }
+    }
+
+    fn checkin(&self, pooled: Pooled) {
+        pooled.conn.progress_handler(0, None::<fn() -> bool>);
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(pooled);
+        }
+    }
+}
 
 pub struct SqliteSource {
     path: PathBuf,
     query_timeout: Duration,
+    idle: Idle,
 }
 
 impl SqliteSource {
@@ -33,10 +88,11 @@ impl SqliteSource {
         Ok(SqliteSource {
             path: PathBuf::from(path),
             query_timeout: config.query_timeout,
+            idle: Idle::default(),
         })
     }
 
-    fn connect(path: &PathBuf, timeout: Duration) -> Result<Connection, SourceError> {
+    fn connect(path: &Path, timeout: Duration) -> Result<Connection, SourceError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -112,9 +168,17 @@ impl Source for SqliteSource {
         };
         let (tx, stream) = RowStream::channel(self.query_timeout);
         let (path, timeout) = (self.path.clone(), self.query_timeout);
+        let idle = self.idle.clone();
         tokio::task::spawn_blocking(move || {
+            let pooled = match idle.checkout(&path, timeout) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let conn = &pooled.conn;
             let run = || -> Result<(), SourceError> {
-                let conn = Self::connect(&path, timeout)?;
                 let deadline = Instant::now() + timeout;
                 let watcher = tx.clone();
                 // Interrupts the statement (SQLITE_INTERRUPT) once nobody listens or the time
@@ -123,7 +187,7 @@ impl Source for SqliteSource {
                     4096,
                     Some(move || watcher.is_closed() || Instant::now() > deadline),
                 );
-                let mut stmt = conn.prepare(&sql).map_err(query_error)?;
+                let mut stmt = conn.prepare_cached(&sql).map_err(query_error)?;
                 let columns =
                     Columns::new(stmt.column_names().into_iter().map(str::to_owned).collect());
                 let n = columns.names().len();
@@ -152,7 +216,10 @@ impl Source for SqliteSource {
                     }
                 }
             };
-            if let Err(e) = run() {
+            let result = run();
+            // A statement cut short leaves nothing behind on the connection: reusable.
+            idle.checkin(pooled);
+            if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -210,6 +277,56 @@ mod tests {
             vec![(Some("A2".into()), None), (Some("A3".into()), Some(700))]
         );
         source.ping().await.unwrap();
+    }
+
+    async fn first_int(source: &Arc<dyn Source>, sql: &str) -> Result<Option<i64>, SourceError> {
+        let q = Query::parse(sql).unwrap();
+        let mut rows = source.stream(&q, &[]);
+        match rows.next().await {
+            Some(Ok(row)) => Ok(row.int("v").unwrap()),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_follow_a_replaced_or_removed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mk.db");
+        let write = |p: &std::path::Path, v: i64| {
+            let c = Connection::open(p).unwrap();
+            c.execute_batch(&format!(
+                "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES ({v});"
+            ))
+            .unwrap();
+        };
+        write(&path, 1);
+        let source: Arc<dyn Source> = Arc::new(
+            SqliteSource::new(&SourceConfig {
+                url: format!("sqlite://{}", path.display()),
+                password: None,
+                connect_timeout: Duration::from_secs(2),
+                query_timeout: Duration::from_secs(5),
+            })
+            .unwrap(),
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                first_int(&source, "SELECT v FROM t").await.unwrap(),
+                Some(1)
+            );
+        }
+        // A new snapshot moved into place: the idle connection to the old file is dropped.
+        let fresh = dir.path().join("fresh.db");
+        write(&fresh, 2);
+        std::fs::rename(&fresh, &path).unwrap();
+        assert_eq!(
+            first_int(&source, "SELECT v FROM t").await.unwrap(),
+            Some(2)
+        );
+        // The file gone: an error, not rows from a deleted file still open.
+        std::fs::remove_file(&path).unwrap();
+        assert!(first_int(&source, "SELECT v FROM t").await.is_err());
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ pub fn delivery(
     let mut stmt = conn.prepare_cached(
         "SELECT m.created_at, m.category, m.station, m.modem, m.sim_iccid, m.state,
                 (SELECT count(*) FROM segments s WHERE s.message_id = m.id AND s.tp_mr IS NOT NULL)
-         FROM messages m INDEXED BY messages_created
+         FROM messages m
          WHERE m.created_at >= ?1 AND m.created_at < ?2",
     )?;
     let mut rows = stmt.query(params![to_ms(period.from), to_ms(period.to)])?;

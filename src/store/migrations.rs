@@ -247,8 +247,9 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE messages ADD COLUMN prefer_modem TEXT;
     "#,
-    // 9: staff — the append-only audit trail (see store::audit) and an index for per-station
-    // reports and cancellation by origin.
+    // 9: staff — the append-only audit trail (see store::audit). No index on
+    // messages.created_at for the reports: every enqueued row would pay for it, while a report
+    // scans on its own read-only connection, off the sending path.
     r#"
     CREATE TABLE audit (
         id          INTEGER PRIMARY KEY,
@@ -284,7 +285,6 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_retention_kept BEFORE DELETE ON audit_retention BEGIN
         SELECT RAISE(ABORT, 'the audit retention gate cannot be removed');
     END;
-    CREATE INDEX messages_created ON messages (created_at);
     "#,
 ];
 
