@@ -12,7 +12,7 @@
 //! unsubscribe hint is appended to the text. A dry run walks the same audience and answers the
 //! same numbers without queueing (and without an audit entry: nothing was done).
 
-use super::messages::{batch_id, parse_time, store_error};
+use super::messages::{batch_id, send_window, store_error};
 use super::{ApiError, Caller};
 use crate::config::Scope;
 use crate::daemon::state::Shared;
@@ -159,17 +159,8 @@ pub async fn create(
     check_codes("audience.stations", &a.stations)?;
     check_codes("audience.feeders", &a.feeders)?;
     check_codes("audience.areas", &a.areas)?;
-    let not_before = parse_time("not_before", &req.not_before)?;
-    let expires_at = parse_time("expires_at", &req.expires_at)?;
     let now = shared.clock.now();
-    if let Some(exp) = expires_at
-        && exp <= not_before.unwrap_or(now)
-    {
-        return Err(ApiError::bad_field(
-            "expires_at",
-            "is not after not_before (or now)",
-        ));
-    }
+    let (not_before, expires_at) = send_window(&req.not_before, &req.expires_at, now)?;
     let directory = shared.directory();
     if let Err(e) = super::scope::check_broadcast(
         &caller,

@@ -97,6 +97,29 @@ pub(crate) fn parse_time(
         .transpose()
 }
 
+/// When a send may start and when it expires (`not_before`, `expires_at`).
+pub(crate) type SendWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `not_before` and `expires_at` of a send request, checked together: an expiry must lie
+/// after the start (or after `now` when there is none).
+pub(crate) fn send_window(
+    not_before: &Option<String>,
+    expires_at: &Option<String>,
+    now: DateTime<Utc>,
+) -> Result<SendWindow, ApiError> {
+    let not_before = parse_time("not_before", not_before)?;
+    let expires_at = parse_time("expires_at", expires_at)?;
+    if let Some(exp) = expires_at
+        && exp <= not_before.unwrap_or(now)
+    {
+        return Err(ApiError::bad_field(
+            "expires_at",
+            "is not after not_before (or now)",
+        ));
+    }
+    Ok((not_before, expires_at))
+}
+
 /// A batch id for an API send: derived from the idempotency key when there is one (a retried
 /// request names the same batch), random otherwise.
 pub(crate) fn batch_id(kind: &str, token: &str, idempotency_key: Option<&str>) -> String {
@@ -176,17 +199,8 @@ pub async fn create(
     {
         return Err(ApiError::bad_field("priority", "must be 0 (first) to 9"));
     }
-    let not_before = parse_time("not_before", &req.not_before)?;
-    let expires_at = parse_time("expires_at", &req.expires_at)?;
     let now = shared.clock.now();
-    if let Some(exp) = expires_at
-        && exp <= not_before.unwrap_or(now)
-    {
-        return Err(ApiError::bad_field(
-            "expires_at",
-            "is not after not_before (or now)",
-        ));
-    }
+    let (not_before, expires_at) = send_window(&req.not_before, &req.expires_at, now)?;
     let (recipients, account, station) = match (req.to, &req.account) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_field(

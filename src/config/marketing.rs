@@ -44,15 +44,8 @@ pub struct RawBills {
     pub expire_after: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCorrections {
-    pub enabled: Option<bool>,
-    pub every: Option<String>,
-    pub at: Option<Vec<String>>,
-    pub look_back: Option<String>,
-    pub expire_after: Option<String>,
-}
+/// `[marketing.corrections]` takes the same keys as `[marketing.bills]`.
+pub type RawCorrections = RawBills;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,15 +158,8 @@ pub struct BillsJob {
     pub expire_after: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CorrectionsJob {
-    pub enabled: bool,
-    pub schedule: Schedule,
-    #[serde(serialize_with = "ser_duration")]
-    pub look_back: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub expire_after: Duration,
-}
+/// A corrections job is configured like the bills job.
+pub type CorrectionsJob = BillsJob;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemindersJob {
@@ -393,9 +379,10 @@ pub fn validate(raw: RawMarketing, base: &Path, at: &KeyPath, p: &mut Problems) 
             }
         }
     };
-    let bills = raw.bills.map(|b| {
-        let k = at.key("bills");
-        let job = BillsJob {
+    // Bills and corrections: same keys, same defaults (every 15 min, expire after 3 days).
+    let mut bill_like = |b: RawBills, job: &str| {
+        let k = at.key(job);
+        BillsJob {
             enabled: b.enabled.unwrap_or(true),
             schedule: schedule(
                 b.every.as_deref(),
@@ -411,32 +398,15 @@ pub fn validate(raw: RawMarketing, base: &Path, at: &KeyPath, p: &mut Problems) 
                 b.expire_after.as_deref(),
                 3 * DAY,
             ),
-        };
-        need(p, "bills", job.enabled, &["bills"]);
-        job
-    });
-    let corrections = raw.corrections.map(|c| {
-        let k = at.key("corrections");
-        let job = CorrectionsJob {
-            enabled: c.enabled.unwrap_or(true),
-            schedule: schedule(
-                c.every.as_deref(),
-                c.at.as_deref(),
-                Schedule::Every(Duration::from_secs(900)),
-                &k,
-                p,
-            ),
-            look_back: look_back(p, &k.key("look_back"), c.look_back.as_deref()),
-            expire_after: expire_after(
-                p,
-                &k.key("expire_after"),
-                c.expire_after.as_deref(),
-                3 * DAY,
-            ),
-        };
-        need(p, "corrections", job.enabled, &["corrections"]);
-        job
-    });
+        }
+    };
+    let bills = raw.bills.map(|b| bill_like(b, "bills"));
+    let corrections = raw.corrections.map(|c| bill_like(c, "corrections"));
+    for (job, name) in [(&bills, "bills"), (&corrections, "corrections")] {
+        if let Some(j) = job {
+            need(p, name, j.enabled, &[name]);
+        }
+    }
     let reminders = raw.reminders.map(|r| {
         let k = at.key("reminders");
         let default_at = Schedule::At(vec![NaiveTime::from_hms_opt(9, 30, 0).unwrap_or_default()]);
