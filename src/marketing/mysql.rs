@@ -362,6 +362,8 @@ fn to_value(col: &Column, v: mysql_async::Value) -> Value {
 }
 
 fn to_row(columns: &Arc<Columns>, meta: &[Column], row: mysql_async::Row) -> Row {
+    // mysql_common's `Row::unwrap` hands over the values as a Vec (it panics only for a value
+    // taken out before with `take`, which nothing here does); not `Option::unwrap`.
     let values = row
         .unwrap()
         .into_iter()
