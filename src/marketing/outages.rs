@@ -903,3 +903,57 @@ impl crate::inbound::UpcomingOutages for StoredOutages {
         })
     }
 }
+
+#[cfg(test)]
+mod stored_outages_tests {
+    use super::*;
+    use crate::inbound::UpcomingOutages;
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn tz_sees_upcoming_outages_on_its_feeders_only() {
+        let store = Store::open_in_memory().await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 0).unwrap();
+        let hour = Days::hours(1);
+        let spec = |feeder: &str, from: i64, to: i64| OutageSpec {
+            feeder: Some(feeder.to_owned()),
+            areas: Vec::new(),
+            area_text: None,
+            station: None,
+            start: now + hour * from as i32,
+            end: now + hour * to as i32,
+            reason: Some("线路检修".to_owned()),
+        };
+        let specs = [
+            spec("F1", 30, 34), // tomorrow: told
+            spec("F1", 6, 8),   // sooner: told first
+            spec("F1", -5, -1), // over: not told
+            spec("F2", 10, 12), // another feeder: not told
+            spec("F1", 20, 22), // cancelled: not told
+        ];
+        let ids = store
+            .call(move |c| {
+                let mut ids = Vec::new();
+                for s in &specs {
+                    ids.push(db::insert_manual(c, s, "desk", now)?);
+                }
+                db::cancel(c, ids[4], now)?;
+                Ok(ids)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 5);
+        let source = StoredOutages(store);
+        let found = source.upcoming(&["F1".to_owned()], now).await.unwrap();
+        let starts: Vec<_> = found.iter().map(|o| o.start).collect();
+        assert_eq!(starts, vec![now + hour * 6, now + hour * 30]);
+        assert!(found.iter().all(|o| o.feeder == "F1"));
+        assert!(
+            source
+                .upcoming(&["F9".to_owned()], now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
