@@ -277,6 +277,14 @@ pub struct OutageDetail {
     pub notices: BTreeMap<String, i64>,
 }
 
+/// The outage `id`, or 404.
+async fn outage_or_404(desk: &OutageDesk, id: i64) -> Result<Outage, ApiError> {
+    desk.get(id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::not_found(format!("outage {id} not found")))
+}
+
 pub async fn get_one(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
@@ -284,11 +292,7 @@ pub async fn get_one(
 ) -> Result<Json<OutageDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let desk = desk(&shared)?;
-    let outage = desk
-        .get(id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ApiError::not_found(format!("outage {id} not found")))?;
+    let outage = outage_or_404(desk, id).await?;
     let notices = desk
         .notice_counts(id)
         .await
@@ -305,11 +309,7 @@ pub async fn cancel(
 ) -> Result<Json<Announced>, ApiError> {
     caller.require(Scope::Outage)?;
     let desk = desk(&shared)?;
-    let outage = desk
-        .get(id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ApiError::not_found(format!("outage {id} not found")))?;
+    let outage = outage_or_404(desk, id).await?;
     let target = format!("outage {id}");
     if let Err(refused) = scope::check_outage(
         &caller,

@@ -37,15 +37,24 @@ impl Job for Bills {
         ctx: &'a JobContext,
         stats: &'a mut RunStats,
     ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let m = ctx.marketing()?;
-            let job = m
-                .bills
-                .as_ref()
-                .ok_or_else(|| JobError::Config("[marketing.bills] is gone".into()))?;
-            poll(ctx, stats, Kind::Bill, job.look_back, job.expire_after).await
-        })
+        Box::pin(poll_configured(ctx, stats, Kind::Bill))
     }
+}
+
+/// One run of the bills or the corrections job, with its section's settings (both sections
+/// take the same keys).
+pub(super) async fn poll_configured(
+    ctx: &JobContext,
+    stats: &mut RunStats,
+    kind: Kind,
+) -> Result<(), JobError> {
+    let m = ctx.marketing()?;
+    let (job, section) = match kind {
+        Kind::Bill => (m.bills.as_ref(), "bills"),
+        Kind::Correction => (m.corrections.as_ref(), "corrections"),
+    };
+    let job = job.ok_or_else(|| JobError::Config(format!("[marketing.{section}] is gone")))?;
+    poll(ctx, stats, kind, job.look_back, job.expire_after).await
 }
 
 /// What the shared poll produces.

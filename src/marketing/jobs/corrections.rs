@@ -3,7 +3,7 @@
 //! each revision is announced once. Rows with revision 0 are not corrections (`not_revised`).
 //! Same streaming, batching and watermark rules as [`super::bills`], on `revised_at`.
 
-use super::bills::{Kind, poll};
+use super::bills::{Kind, poll_configured};
 use super::{Job, JobContext, JobError};
 use crate::marketing::source::BoxFuture;
 use crate::store::jobs::RunStats;
@@ -16,20 +16,6 @@ impl Job for Corrections {
         ctx: &'a JobContext,
         stats: &'a mut RunStats,
     ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let m = ctx.marketing()?;
-            let job = m
-                .corrections
-                .as_ref()
-                .ok_or_else(|| JobError::Config("[marketing.corrections] is gone".into()))?;
-            poll(
-                ctx,
-                stats,
-                Kind::Correction,
-                job.look_back,
-                job.expire_after,
-            )
-            .await
-        })
+        Box::pin(poll_configured(ctx, stats, Kind::Correction))
     }
 }
