@@ -222,9 +222,35 @@ fn own_cpu() -> f64 {
     ticks / clk_tck()
 }
 
-/// Segments/s over the steady part of a run of `n` messages (from 10 % to 90 % sent), the
-/// daemon's CPU seconds per segment, and this process's (simulators) CPU seconds per segment.
-async fn throughput(b: &Bench, n: usize) -> (f64, f64, f64) {
+/// What a steady-state window of a run measured.
+struct Window {
+    /// Segments per second.
+    rate: f64,
+    /// Daemon CPU seconds per segment.
+    daemon_cpu: f64,
+    /// This process's (simulators and polling) CPU seconds per segment.
+    sims_cpu: f64,
+    /// Mean per segment at the simulators: Ctrl-Z → answer, answer → next AT+CMGS (the
+    /// daemon's turnaround), prompt → Ctrl-Z (the daemon typing the PDU).
+    network: Duration,
+    turnaround: Duration,
+    typing: Duration,
+}
+
+impl Window {
+    fn breakdown(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "per segment at the modems: network {:.2} ms, daemon turnaround {:.2} ms, PDU typing {:.2} ms",
+            ms(self.network),
+            ms(self.turnaround),
+            ms(self.typing)
+        )
+    }
+}
+
+/// The steady part of a run of `n` messages (from 10 % to 90 % sent).
+async fn throughput(b: &Bench, n: usize) -> Window {
     b.post_all(n).await;
     let lo = n / 10;
     let hi = n * 9 / 10;
@@ -233,18 +259,34 @@ async fn throughput(b: &Bench, n: usize) -> (f64, f64, f64) {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t0, s0, c0, o0) = (Instant::now(), b.env.sent_total(), b.cpu(), own_cpu());
+    let (t0, s0, c0, o0, m0) = (
+        Instant::now(),
+        b.env.sent_total(),
+        b.cpu(),
+        own_cpu(),
+        b.env.send_timing(),
+    );
     while b.env.sent_total() < hi {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t1, s1, c1, o1) = (Instant::now(), b.env.sent_total(), b.cpu(), own_cpu());
+    let (t1, s1, c1, o1, m1) = (
+        Instant::now(),
+        b.env.sent_total(),
+        b.cpu(),
+        own_cpu(),
+        b.env.send_timing(),
+    );
     let segs = (s1 - s0) as f64;
-    (
-        segs / (t1 - t0).as_secs_f64(),
-        (c1 - c0) / segs,
-        (o1 - o0) / segs,
-    )
+    let mean = |total: Duration, count: u64| total / (count.max(1) as u32);
+    Window {
+        rate: segs / (t1 - t0).as_secs_f64(),
+        daemon_cpu: (c1 - c0) / segs,
+        sims_cpu: (o1 - o0) / segs,
+        network: mean(m1.network - m0.network, m1.sends - m0.sends),
+        turnaround: mean(m1.turnaround - m0.turnaround, m1.turnarounds - m0.turnarounds),
+        typing: mean(m1.typing - m0.typing, m1.sends - m0.sends),
+    }
 }
 
 fn load_average() -> String {
@@ -258,14 +300,16 @@ fn load_average() -> String {
 
 async fn pool32() {
     let b = start_pool(32, Duration::from_millis(20), None).await;
-    let (rate, cpu, sims) = throughput(&b, 24_000).await;
+    let w = throughput(&b, 24_000).await;
     println!(
-        "pool32: 32 modems × 20 ms: {rate:.0} segments/s = {:.1} % of 1600 (target ≥ 95 %); \
+        "pool32: 32 modems × 20 ms: {:.0} segments/s = {:.1} % of 1600 (target ≥ 95 %); \
          daemon CPU {:.0} µs per segment; simulators + bench CPU {:.0} µs per segment \
-         (same 2 cores); load average {}",
-        rate / 1600.0 * 100.0,
-        cpu * 1e6,
-        sims * 1e6,
+         (same 2 cores); {}; load average {}",
+        w.rate,
+        w.rate / 1600.0 * 100.0,
+        w.daemon_cpu * 1e6,
+        w.sims_cpu * 1e6,
+        w.breakdown(),
         load_average()
     );
     b.stop().await;
@@ -273,9 +317,11 @@ async fn pool32() {
 
 async fn slow3() {
     let b = start_pool(3, Duration::from_millis(300), None).await;
-    let (rate, _, _) = throughput(&b, 200).await;
+    let w = throughput(&b, 200).await;
     println!(
-        "slow3: 3 modems, +CMGS 300 ms after Ctrl-Z: {rate:.2} segments/s (target ≥ 9; gammu-smsd 2.9, smstools3 4.6)"
+        "slow3: 3 modems, +CMGS 300 ms after Ctrl-Z: {:.2} segments/s (target ≥ 9; gammu-smsd 2.9, smstools3 4.6); {}",
+        w.rate,
+        w.breakdown()
     );
     b.stop().await;
 }

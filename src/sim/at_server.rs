@@ -144,6 +144,10 @@ pub(crate) struct AtServer {
     slow_prompt: Option<Duration>,
     next_mr: u8,
     next_ref: u16,
+    /// When the last send's answer went out / the prompt went out / the PDU came in.
+    answered_at: Option<Instant>,
+    prompted_at: Option<Instant>,
+    submitted_at: Option<Instant>,
 }
 
 /// Network time as Chinese SMSCs stamp it (UTC+8).
@@ -355,6 +359,9 @@ impl AtServer {
         let smsc = opts.identity.smsc.clone();
         let next_ref = rand::rng().random();
         AtServer {
+            answered_at: None,
+            prompted_at: None,
+            submitted_at: None,
             spec,
             shared,
             sent_tx,
@@ -785,6 +792,7 @@ impl AtServer {
                     && !self.is_silent(now)
                 {
                     self.push_out(b"\r\n> ");
+                    self.prompted_at = Some(now);
                 }
             }
             Timer::SendDone(result) => self.send_done(now, result),
@@ -1125,6 +1133,10 @@ impl AtServer {
             }
             return self.flush_deferred();
         }
+        if let Some(prompted) = self.prompted_at.take() {
+            lock(&self.shared).timing.typing += now.saturating_duration_since(prompted);
+        }
+        self.submitted_at = Some(now);
         self.accept_submit(now, bytes, submit);
     }
 
@@ -1211,6 +1223,12 @@ impl AtServer {
             return;
         }
         self.input = Input::Command;
+        if let Some(submitted) = self.submitted_at.take() {
+            let mut shared = lock(&self.shared);
+            shared.timing.network += now.saturating_duration_since(submitted);
+            shared.timing.sends += 1;
+        }
+        self.answered_at = Some(now);
         let silent = self.is_silent(now);
         match result {
             Ok(acc) => {
@@ -1828,8 +1846,14 @@ impl AtServer {
                 self.spec.prompt_delay
             }
         };
+        if send && let Some(answered) = self.answered_at.take() {
+            let mut shared = lock(&self.shared);
+            shared.timing.turnaround += now.saturating_duration_since(answered);
+            shared.timing.turnarounds += 1;
+        }
         if delay.is_zero() {
             self.push_out(b"\r\n> ");
+            self.prompted_at = send.then_some(now);
         } else {
             self.timers.push((now + delay, Timer::Prompt));
         }
@@ -2071,6 +2095,40 @@ mod timing_tests {
             String::from_utf8_lossy(&s.take_output()),
             "\r\n+CMGS: 0\r\n\r\nOK\r\n\r\nOK\r\n"
         );
+    }
+
+    #[test]
+    fn send_timing_splits_network_time_from_host_turnaround_and_typing() {
+        let shared = SharedRef::default();
+        let (tx, _rx) = watch::channel(0);
+        let mut s = AtServer::new(SimOptions::new(Profile::Sim800), shared.clone(), tx);
+        let t = Instant::now();
+        s.power_on(t);
+        let t = t + Duration::from_secs(5);
+        s.tick(t);
+        say(&mut s, t, "ATE0");
+        let seg = hello();
+        let ms = Duration::from_millis;
+        for round in 0..2u32 {
+            let start = t + ms(1000) * round;
+            // AT+CMGS at start, prompt 20 ms later (SIM800), PDU typed 3 ms after the
+            // prompt, answered 50 ms after Ctrl-Z; the host comes back 7 ms after that.
+            say(&mut s, start, &format!("AT+CMGS={}", seg.tpdu_len));
+            s.tick(start + ms(20));
+            s.feed(start + ms(23), format!("{}\x1a", seg.hex()).as_bytes());
+            s.tick(start + ms(73));
+            s.take_output();
+            if round == 0 {
+                // the next round's AT+CMGS comes 1000 ms after this one's
+                assert_eq!(lock(&shared).timing.turnarounds, 0);
+            }
+        }
+        let timing = lock(&shared).timing;
+        assert_eq!(timing.sends, 2);
+        assert_eq!(timing.network, ms(100));
+        assert_eq!(timing.typing, ms(6));
+        assert_eq!(timing.turnarounds, 1);
+        assert_eq!(timing.turnaround, ms(1000 - 73));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod fault;
 mod profile;
 mod pty;
 mod storage;
+mod timer;
 
 pub use fault::{BadFault, Fault, MAX_GARBAGE};
 pub use profile::{Profile, UnknownProfile};
@@ -167,6 +168,23 @@ pub(crate) struct Shared {
     pub stored: usize,
     pub device: PathBuf,
     pub generation: u64,
+    pub timing: SendTiming,
+}
+
+/// Where a simulated modem's time went while sending, summed since spawn (for benchmarks:
+/// take two readings and compare). Only `AT+CMGS` in PDU mode is counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendTiming {
+    /// Sends answered (`+CMGS` or an error) after their PDU came in.
+    pub sends: u64,
+    /// Ctrl-Z to the answer: the configured send delay plus the simulator's own lateness.
+    pub network: Duration,
+    /// Answer of one send to the next `AT+CMGS` line: the host's turnaround (includes idle
+    /// time when nothing was queued).
+    pub turnaround: Duration,
+    pub turnarounds: u64,
+    /// Prompt written to the PDU's Ctrl-Z received: the host typing the PDU.
+    pub typing: Duration,
 }
 
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
@@ -303,6 +321,11 @@ impl SimHandle {
 
     pub fn inject_fault(&self, fault: Fault) {
         self.request(Request::Fault(fault));
+    }
+
+    /// Where this modem's sending time went, since spawn.
+    pub fn send_timing(&self) -> SendTiming {
+        lock(&self.shared).timing
     }
 
     /// Segments accepted since spawn, including any dropped from the record.

@@ -6,6 +6,7 @@
 //! which the driver sees as a hangup, and later brings up a new pair.
 
 use super::at_server::AtServer;
+use super::timer::PreciseTimer;
 use super::{Request, SharedRef, SimError, SimOptions, lock};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -152,6 +153,7 @@ async fn serve(
     }
     let mut port = Some(port);
     let mut buf = [0u8; 1024];
+    let mut timer = PreciseTimer::new();
     tracing::info!(device = %lock(&shared).device.display(), "simulated modem up");
     loop {
         let out = server.take_output();
@@ -209,7 +211,7 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
-            _ = sleep_until_opt(deadline) => server.tick(Instant::now()),
+            _ = timer.sleep_until(deadline) => server.tick(Instant::now()),
             r = requests.recv() => match r {
                 Some(r) => server.request(Instant::now(), r),
                 None => break,
@@ -222,11 +224,4 @@ async fn serve(
         remove_link_if_ours(link);
     }
     tracing::info!("simulated modem stopped");
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

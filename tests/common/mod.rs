@@ -172,6 +172,20 @@ impl Env {
         self.sims.values().map(|s| s.sent_total()).sum()
     }
 
+    /// The simulators' send timing, summed over all of them.
+    #[allow(dead_code)]
+    pub fn send_timing(&self) -> gridsms::sim::SendTiming {
+        let mut sum = gridsms::sim::SendTiming::default();
+        for t in self.sims.values().map(|s| s.send_timing()) {
+            sum.sends += t.sends;
+            sum.network += t.network;
+            sum.turnaround += t.turnaround;
+            sum.turnarounds += t.turnarounds;
+            sum.typing += t.typing;
+        }
+        sum
+    }
+
     /// Starts the daemon in this process.
     pub async fn start(&self, clock: Arc<dyn Clock>) -> Daemon {
         let loaded = gridsms::config::load(&self.config_path).expect("config loads");
