@@ -56,6 +56,7 @@
 
 pub mod audit;
 pub mod backup;
+mod checkpointer;
 pub mod contacts;
 pub mod inbox;
 pub mod jobs;
@@ -232,7 +233,8 @@ impl Store {
         opts: StoreOptions,
     ) -> Result<Store, StoreError> {
         let path = path.as_ref().to_owned();
-        Self::spawn(move || open_connection(&path, &opts)).await
+        let checkpoint_path = path.clone();
+        Self::spawn(move || open_connection(&path, &opts), Some(checkpoint_path)).await
     }
 
     /// A private in-memory database, for tests and tools.
@@ -241,12 +243,15 @@ impl Store {
             let mut conn = Connection::open_in_memory()?;
             prepare(&mut conn, &StoreOptions::default())?;
             Ok(conn)
-        })
+        }, None)
         .await
     }
 
+    /// Start the store thread on the connection `open` makes; with a `checkpoint_path`, WAL
+    /// checkpoints run on their own thread (see [`checkpointer`]).
     async fn spawn(
         open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
+        checkpoint_path: Option<PathBuf>,
     ) -> Result<Store, StoreError> {
         let (jobs, mut rx) = mpsc::channel::<Job>(CHANNEL_CAPACITY);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -254,17 +259,25 @@ impl Store {
             .name("gridsms-store".into())
             .spawn(move || {
                 let mut conn = match open() {
-                    Ok(conn) => {
-                        let _ = ready_tx.send(Ok(()));
-                        conn
-                    }
+                    Ok(conn) => conn,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
+                let checkpointer = checkpoint_path.and_then(|path| {
+                    let pages = checkpointer::WRITER_AUTOCHECKPOINT_PAGES;
+                    conn.pragma_update(None, "wal_autocheckpoint", pages)
+                        .map_err(|e| tracing::debug!(error = %e, "wal_autocheckpoint"))
+                        .ok()?;
+                    checkpointer::Checkpointer::start(path)
+                        .map_err(|e| tracing::warn!(error = %e, "no checkpoint thread"))
+                        .ok()
+                });
+                let _ = ready_tx.send(Ok(()));
                 // Ends when every Store handle is dropped; dropping the connection then
-                // checkpoints the WAL.
+                // checkpoints the WAL (the checkpointer stops first: only the last
+                // connection to close removes the WAL).
                 while let Some(first) = rx.blocking_recv() {
                     let mut group = vec![first];
                     while group.len() < MAX_GROUP {
@@ -274,6 +287,9 @@ impl Store {
                         }
                     }
                     run_group(&mut conn, group);
+                }
+                if let Some(c) = checkpointer {
+                    c.stop();
                 }
             })
             .map_err(StoreError::Thread)?;
@@ -644,3 +660,4 @@ pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 pub(crate) fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     ms.map(from_ms).transpose()
 }
+
