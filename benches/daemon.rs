@@ -284,7 +284,10 @@ async fn throughput(b: &Bench, n: usize) -> Window {
         daemon_cpu: (c1 - c0) / segs,
         sims_cpu: (o1 - o0) / segs,
         network: mean(m1.network - m0.network, m1.sends - m0.sends),
-        turnaround: mean(m1.turnaround - m0.turnaround, m1.turnarounds - m0.turnarounds),
+        turnaround: mean(
+            m1.turnaround - m0.turnaround,
+            m1.turnarounds - m0.turnarounds,
+        ),
         typing: mean(m1.typing - m0.typing, m1.sends - m0.sends),
     }
 }

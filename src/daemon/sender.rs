@@ -15,6 +15,12 @@
 //! ([`Store::segment_step`]). The first write of a message and the last of the previous
 //! one share a transaction; the report of a message to the dispatcher waits for it.
 //!
+//! That request runs while the modem answers the next `AT+CMGS`: the segment is sent with
+//! [`ModemHandle::send_gated`], whose PDU waits at the `> ` prompt until the request has
+//! committed (or is typed as ESC when it failed, or the message was cancelled meanwhile).
+//! Between a modem's `+CMGS` and its next Ctrl-Z there is then one store commit, not a
+//! commit followed by the `AT+CMGS` round trip.
+//!
 //! Invariants: one segment per modem is between its `submitting` mark and its `+CMGS`
 //! record (the crash window); the `submitting` mark is committed before the segment's
 //! Ctrl-Z and the `+CMGS` record (with the SIM's quota count) before the dispatcher hears
@@ -30,7 +36,7 @@ use crate::store::{
 };
 use chrono_tz::Tz;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -282,52 +288,62 @@ async fn send(ctx: &WorkerContext, job: &SendJob, owed: &mut Option<Owed>) -> Op
             sim_iccid: job.sim_key.clone(),
         };
         // The record owed by the previous segment (of this message, or the last one of the
-        // previous message) and this segment's mark, in one round trip.
+        // previous message) and this segment's mark, in one round trip that runs while the
+        // modem answers `AT+CMGS`; the PDU waits at the prompt until it has committed.
         let previous = owed.take();
         let own_previous = last_sent.take();
         let record = previous
             .as_ref()
             .map(|o| o.sent.clone())
             .or(own_previous.clone());
-        let step = ctx
-            .store
-            .segment_step(record, Some(next), ctx.clock.now())
-            .await;
-        let (record_result, next_result) = match step {
-            Ok(s) => (s.sent, s.next.unwrap_or(Ok(()))),
-            Err(e) => {
-                let msg = e.to_string();
-                (Some(Err(e)), Err(StoreError::Commit(msg)))
-            }
-        };
-        if let Some(previous) = previous {
-            let result = record_result.unwrap_or(Ok(false));
-            finish_owed(ctx, previous.finished, result).await;
-        } else if own_previous.is_some()
-            && let Some(Err(e)) = record_result
-        {
-            return Some(Outcome::Store {
-                error: e.to_string(),
-                segments: sent,
-            });
-        }
-        match next_result {
-            Ok(()) => {}
-            Err(StoreError::WrongState { .. }) => return Some(Outcome::Stopped { segments: sent }),
-            Err(e) => {
-                return Some(Outcome::Store {
+        let (go, gate) = oneshot::channel();
+        let sent_so_far = sent;
+        let step = async {
+            let step = ctx
+                .store
+                .segment_step(record, Some(next), ctx.clock.now())
+                .await;
+            let (record_result, next_result) = match step {
+                Ok(s) => (s.sent, s.next.unwrap_or(Ok(()))),
+                Err(e) => {
+                    let msg = e.to_string();
+                    (Some(Err(e)), Err(StoreError::Commit(msg)))
+                }
+            };
+            let verdict = match (&own_previous, &record_result, next_result) {
+                (Some(_), Some(Err(e)), _) => Err(Outcome::Store {
                     error: e.to_string(),
-                    segments: sent,
-                });
+                    segments: sent_so_far,
+                }),
+                (_, _, Ok(())) => Ok(()),
+                (_, _, Err(StoreError::WrongState { .. })) => Err(Outcome::Stopped {
+                    segments: sent_so_far,
+                }),
+                (_, _, Err(e)) => Err(Outcome::Store {
+                    error: e.to_string(),
+                    segments: sent_so_far,
+                }),
+            };
+            let _ = go.send(verdict.is_ok());
+            // The previous message is done once its last record is in: tell the dispatcher
+            // now, not after this segment, so it refills this worker's queue in time.
+            if let Some(previous) = previous {
+                let result = record_result.unwrap_or(Ok(false));
+                finish_owed(ctx, previous.finished, result).await;
             }
+            verdict
+        };
+        let (verdict, sent_result) = tokio::join!(step, ctx.handle.send_gated(segment, gate));
+        if let Err(outcome) = verdict {
+            return Some(outcome);
         }
-        match ctx.handle.send(vec![segment]).await {
-            Ok(refs) => {
+        match sent_result {
+            Ok(tp_mr) => {
                 sent += 1;
                 last_sent = Some(SegmentSent {
                     message_id: message.id,
                     seq,
-                    tp_mr: refs.first().copied().unwrap_or(0),
+                    tp_mr,
                     sim_iccid: job.sim_key.clone(),
                     tz: ctx.tz,
                 });

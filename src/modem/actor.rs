@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, trace, warn};
 
@@ -32,6 +32,8 @@ const READ_CHUNK: usize = 512;
 /// times, so that back-to-back messages are not interleaved with status commands.
 const HEALTH_DEFER: Duration = Duration::from_secs(1);
 const MAX_HEALTH_DEFERRALS: u32 = 30;
+/// How long the final result of an ESC typed at the prompt is awaited (most modems say OK).
+const ESC_SETTLE: Duration = Duration::from_millis(500);
 
 /// Why a command did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,7 @@ pub(super) fn failure_class(f: &SendFailure) -> RetryClass {
     match f {
         SendFailure::Device(e) => e.class(),
         SendFailure::Empty => RetryClass::PermanentForMessage,
+        SendFailure::CalledOff => RetryClass::RetryHere,
         _ => RetryClass::RetryOtherModem,
     }
 }
@@ -326,8 +329,12 @@ impl<O: PortOpener> Actor<O> {
                 };
                 let _ = reply.send(result);
             }
-            Request::Send { segments, reply } => {
-                let result = self.send_batch(&segments).await;
+            Request::Send {
+                segments,
+                gate,
+                reply,
+            } => {
+                let result = self.send_batch(&segments, gate).await;
                 let _ = reply.send(result);
                 self.last_send_end = Some(Instant::now());
             }
@@ -363,7 +370,11 @@ impl<O: PortOpener> Actor<O> {
 
     // ---- sending -------------------------------------------------------------------------
 
-    async fn send_batch(&mut self, segments: &[EncodedSegment]) -> Result<Vec<u8>, SendError> {
+    async fn send_batch(
+        &mut self,
+        segments: &[EncodedSegment],
+        mut gate: Option<oneshot::Receiver<bool>>,
+    ) -> Result<Vec<u8>, SendError> {
         let fail = |i: usize, accepted: Vec<u8>, failure: SendFailure| {
             let class = failure_class(&failure);
             SendError {
@@ -388,10 +399,14 @@ impl<O: PortOpener> Actor<O> {
             if *self.stop.borrow() {
                 return Err(fail(i, accepted, SendFailure::ShuttingDown));
             }
-            match self.send_segment(seg).await {
+            match self.send_segment(seg, gate.take()).await {
                 Ok(mr) => {
                     accepted.push(mr);
                     self.status.segments_sent += 1;
+                }
+                // The caller's decision, not a fault of the modem.
+                Err(SendFailure::CalledOff) => {
+                    return Err(fail(i, accepted, SendFailure::CalledOff));
                 }
                 Err(failure) => {
                     self.status.segments_failed += 1;
@@ -421,14 +436,23 @@ impl<O: PortOpener> Actor<O> {
     }
 
     /// `AT+CMGS=<len>`, `> `, PDU + Ctrl-Z, `+CMGS: <mr>`, `OK`. Nothing else in between.
-    async fn send_segment(&mut self, seg: &EncodedSegment) -> Result<u8, SendFailure> {
+    /// With a `gate`, the PDU waits at the prompt for the caller's word.
+    async fn send_segment(
+        &mut self,
+        seg: &EncodedSegment,
+        gate: Option<oneshot::Receiver<bool>>,
+    ) -> Result<u8, SendFailure> {
         self.ingress.digester.expect = Expect::command(&CMGS);
-        let result = self.send_segment_inner(seg).await;
+        let result = self.send_segment_inner(seg, gate).await;
         self.ingress.digester.expect = Expect::IDLE;
         result
     }
 
-    async fn send_segment_inner(&mut self, seg: &EncodedSegment) -> Result<u8, SendFailure> {
+    async fn send_segment_inner(
+        &mut self,
+        seg: &EncodedSegment,
+        gate: Option<oneshot::Receiver<bool>>,
+    ) -> Result<u8, SendFailure> {
         self.write(format!("AT+CMGS={}\r", seg.tpdu_len).as_bytes())
             .await?;
         let deadline = Instant::now() + self.cfg.prompt_timeout;
@@ -444,6 +468,21 @@ impl<O: PortOpener> Actor<O> {
                     return Err(SendFailure::PromptTimeout);
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(gate) = gate {
+            let open = matches!(timeout(self.cfg.prompt_timeout, gate).await, Ok(Ok(true)));
+            if !open {
+                self.write(b"\x1b").await?;
+                // Take the ESC's final result now, so that it is not mistaken for the next
+                // command's; a modem that says nothing costs ESC_SETTLE once.
+                let deadline = Instant::now() + ESC_SETTLE;
+                while let Ok(item) = self.next_item(deadline).await {
+                    if matches!(item, Digested::Final(_)) {
+                        break;
+                    }
+                }
+                return Err(SendFailure::CalledOff);
             }
         }
         let mut payload = commands::bytes_to_hex(&seg.pdu).into_bytes();

@@ -12,6 +12,8 @@ use crate::pdu::EncodedSegment;
 pub(crate) enum Request {
     Send {
         segments: Vec<EncodedSegment>,
+        /// Opens (true) the first segment's Ctrl-Z; see [`ModemHandle::send_gated`].
+        gate: Option<oneshot::Receiver<bool>>,
         reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
     },
     Status {
@@ -43,13 +45,42 @@ impl ModemHandle {
     /// them). Returns the TP-MR of each segment. On failure, [`SendError::accepted`] holds the
     /// references of the segments the network took before the failing one.
     pub async fn send(&self, segments: Vec<EncodedSegment>) -> Result<Vec<u8>, SendError> {
+        self.request_send(segments, None).await
+    }
+
+    /// Send one segment whose Ctrl-Z waits for `gate`: `AT+CMGS` goes out and the prompt is
+    /// awaited at once, the PDU is typed only once `gate` says `true`. On `false`, a dropped
+    /// sender, or no word within the prompt timeout, ESC is typed instead and the send fails
+    /// with [`SendFailure::CalledOff`] (nothing went out).
+    ///
+    /// Why: a caller that must record a segment durably before its Ctrl-Z can run that
+    /// write while the modem answers `AT+CMGS`, instead of before it.
+    pub async fn send_gated(
+        &self,
+        segment: EncodedSegment,
+        gate: oneshot::Receiver<bool>,
+    ) -> Result<u8, SendError> {
+        let refs = self.request_send(vec![segment], Some(gate)).await?;
+        refs.first().copied().ok_or(SendError {
+            segment_index: 0,
+            accepted: Vec::new(),
+            failure: SendFailure::NoReference,
+            class: RetryClass::RetryOtherModem,
+        })
+    }
+
+    async fn request_send(
+        &self,
+        segments: Vec<EncodedSegment>,
+        gate: Option<oneshot::Receiver<bool>>,
+    ) -> Result<Vec<u8>, SendError> {
         let (reply, rx) = oneshot::channel();
-        if self
-            .requests
-            .send(Request::Send { segments, reply })
-            .await
-            .is_err()
-        {
+        let request = Request::Send {
+            segments,
+            gate,
+            reply,
+        };
+        if self.requests.send(request).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))

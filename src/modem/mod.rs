@@ -208,6 +208,10 @@ pub enum SendFailure {
     Gone,
     #[error("empty segment list")]
     Empty,
+    /// The caller's gate closed (or stayed shut past the prompt timeout) at the prompt: ESC
+    /// was typed instead of the PDU, so nothing went out.
+    #[error("send called off at the prompt (nothing was sent)")]
+    CalledOff,
 }
 
 /// A send that stopped at `segment_index`; the segments before it were accepted.

@@ -716,3 +716,59 @@ async fn cfun_reset_is_the_last_rung_and_only_when_allowed() {
         handle.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn gated_send_waits_at_the_prompt_and_types_the_pdu_once_the_gate_opens() {
+    let (peer, handle, _rx, _) = start(Fake::default(), config()).await;
+    let before = peer.with(|f| f.commands.len());
+    let (go, gate) = tokio::sync::oneshot::channel();
+    let sender = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.send_gated(seg(7), gate).await })
+    };
+    // AT+CMGS goes out at once; the PDU waits.
+    while peer.with(|f| f.commands.len()) == before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        peer.with(|f| f.commands[before..].to_vec()),
+        vec!["AT+CMGS=5"]
+    );
+    assert!(
+        peer.with(|f| f.pdus.is_empty()),
+        "PDU typed before the gate opened"
+    );
+    go.send(true).unwrap();
+    assert_eq!(sender.await.unwrap(), Ok(1));
+    assert_eq!(peer.with(|f| f.pdus.clone()), vec!["0011000B9107"]);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_dropped_or_silent_gate_types_esc_sends_nothing_and_is_not_a_modem_fault() {
+    let (peer, handle, _rx, _) = start(Fake::default(), config()).await;
+    let (go, gate) = tokio::sync::oneshot::channel();
+    go.send(false).unwrap();
+    let err = handle.send_gated(seg(1), gate).await.unwrap_err();
+    assert_eq!(err.failure, SendFailure::CalledOff);
+    assert_eq!(err.class, RetryClass::RetryHere);
+    let (go, gate) = tokio::sync::oneshot::channel::<bool>();
+    drop(go);
+    let err = handle.send_gated(seg(2), gate).await.unwrap_err();
+    assert_eq!(err.failure, SendFailure::CalledOff);
+    // No word within the prompt timeout (15 s): called off too.
+    let (_go, gate) = tokio::sync::oneshot::channel::<bool>();
+    let t = tokio::time::Instant::now();
+    let err = handle.send_gated(seg(3), gate).await.unwrap_err();
+    assert_eq!(err.failure, SendFailure::CalledOff);
+    assert!(t.elapsed() >= Duration::from_secs(15));
+    assert!(peer.with(|f| f.pdus.is_empty()));
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.state, ModemState::Ready);
+    assert_eq!(status.segments_failed, 0);
+    assert_eq!(status.consecutive_failures, 0);
+    // The modem is back in command mode: the next send goes through.
+    assert_eq!(handle.send(vec![seg(3)]).await.unwrap(), vec![1]);
+    handle.shutdown().await;
+}

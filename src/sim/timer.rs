@@ -59,7 +59,12 @@ impl PreciseTimer {
                 return;
             }
             let wait = Expiration::OneShot(TimeSpec::from_duration(deadline - now));
-            if fd.get_ref().0.set(wait, TimerSetTimeFlags::empty()).is_err() {
+            if fd
+                .get_ref()
+                .0
+                .set(wait, TimerSetTimeFlags::empty())
+                .is_err()
+            {
                 return tokio::time::sleep_until(deadline).await;
             }
             let Ok(mut ready) = fd.readable().await else {
@@ -75,8 +80,8 @@ impl PreciseTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use futures_util::FutureExt;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn fires_at_the_deadline_to_well_under_a_millisecond() {
@@ -91,7 +96,11 @@ mod tests {
         }
         late.sort();
         // tokio::time would be ~1 ms late here; the median must be far below that.
-        assert!(late[10] < Duration::from_micros(700), "median lateness {:?}", late[10]);
+        assert!(
+            late[10] < Duration::from_micros(700),
+            "median lateness {:?}",
+            late[10]
+        );
     }
 
     #[tokio::test]

@@ -239,11 +239,14 @@ impl Store {
 
     /// A private in-memory database, for tests and tools.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
-        Self::spawn(|| {
-            let mut conn = Connection::open_in_memory()?;
-            prepare(&mut conn, &StoreOptions::default())?;
-            Ok(conn)
-        }, None)
+        Self::spawn(
+            || {
+                let mut conn = Connection::open_in_memory()?;
+                prepare(&mut conn, &StoreOptions::default())?;
+                Ok(conn)
+            },
+            None,
+        )
         .await
     }
 
@@ -660,4 +663,3 @@ pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 pub(crate) fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     ms.map(from_ms).transpose()
 }
-
