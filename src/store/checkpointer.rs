@@ -85,3 +85,50 @@ pub fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
         Ok((r.get(1)?, r.get(2)?))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::message::Category;
+    use crate::phone;
+    use crate::store::{NewMessage, Store};
+    use std::time::{Duration, Instant};
+
+    fn size(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_copied_back_beside_the_writer_and_removed_when_the_store_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let wal = dir.path().join("outbox.db-wal");
+        let store = Store::open(&path).await.unwrap();
+        let before = size(&path);
+        let batch: Vec<NewMessage> = (0..3000)
+            .map(|i| {
+                let to = phone::normalise(&format!("139{i:08}")).unwrap();
+                NewMessage::new(to, "您本月电费已出账。", Category::Bill)
+            })
+            .collect();
+        store.enqueue_bulk(batch, chrono::Utc::now()).await.unwrap();
+        // Far below the writer's own automatic checkpoint: only this thread copies pages
+        // back into the database file (which, in WAL mode, grows only by checkpoints).
+        assert!(size(&wal) < u64::from(super::WRITER_AUTOCHECKPOINT_PAGES) * 4096 / 4);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while size(&path) < before + 200_000 {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint: database file still {} bytes",
+                size(&path)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The last connection to close removes the WAL: the checkpointer closes first.
+        drop(store);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while wal.exists() {
+            assert!(Instant::now() < deadline, "the WAL outlived the store");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
