@@ -32,6 +32,8 @@ const READ_CHUNK: usize = 512;
 /// times, so that back-to-back messages are not interleaved with status commands.
 const HEALTH_DEFER: Duration = Duration::from_secs(1);
 const MAX_HEALTH_DEFERRALS: u32 = 30;
+/// A stored message whose event could not be delivered is looked for again after this.
+const RESWEEP_AFTER_DROP: Duration = Duration::from_secs(10);
 /// How long the final result of an ESC typed at the prompt is awaited (most modems say OK).
 const ESC_SETTLE: Duration = Duration::from_millis(500);
 
@@ -615,6 +617,18 @@ impl<O: PortOpener> Actor<O> {
     // ---- plumbing ------------------------------------------------------------------------
 
     pub(super) async fn emit(&mut self, kind: ModemEventKind) {
+        // A stored message whose event is dropped is still on the SIM: read it again soon
+        // rather than at the next regular sweep (minutes away).
+        let stored = matches!(
+            kind,
+            ModemEventKind::Inbound {
+                storage_index: Some(_),
+                ..
+            } | ModemEventKind::StatusReport {
+                storage_index: Some(_),
+                ..
+            }
+        );
         let event = ModemEvent {
             modem: self.name.clone(),
             kind,
@@ -623,7 +637,14 @@ impl<O: PortOpener> Actor<O> {
             Ok(Ok(())) => {}
             _ => {
                 self.status.events_dropped += 1;
-                warn!("event consumer did not take an event in time; dropped");
+                if stored {
+                    self.sweep_at = self.sweep_at.min(Instant::now() + RESWEEP_AFTER_DROP);
+                    warn!(
+                        "event consumer did not take a stored message in time; it is read again by an early sweep"
+                    );
+                } else {
+                    warn!("event consumer did not take an event in time; dropped");
+                }
             }
         }
     }

@@ -772,3 +772,40 @@ async fn a_closed_dropped_or_silent_gate_types_esc_sends_nothing_and_is_not_a_mo
     assert_eq!(handle.send(vec![seg(3)]).await.unwrap(), vec![1]);
     handle.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_message_whose_event_was_dropped_is_read_again_by_an_early_sweep() {
+    let mut fake = Fake::default();
+    fake.stored.insert(2, REPORT_HEX.to_string());
+    let peer = Peer::new(fake);
+    let mut cfg = config();
+    cfg.event_timeout = Duration::from_secs(1);
+    cfg.sweep_interval = Duration::from_secs(86_400);
+    // Room for one event and nobody reading: the start sweep's report is dropped.
+    let (tx, mut rx) = mpsc::channel(1);
+    let started = tokio::time::Instant::now();
+    let handle = spawn_with(cfg, peer.opener(), tx);
+    while handle.status().await.unwrap().events_dropped == 0
+        || peer.with(|f| !f.commands.iter().any(|c| c == "AT+CMGL=4"))
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = next_event(&mut rx, |k| {
+        matches!(
+            k,
+            ModemEventKind::StatusReport {
+                storage_index: Some(2),
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(matches!(report, ModemEventKind::StatusReport { .. }));
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "read again only after {:?}",
+        started.elapsed()
+    );
+    handle.shutdown().await;
+}
