@@ -803,8 +803,14 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Reloads the persisted usage of every SIM when the local hour changes (or a SIM was
-    /// just identified), so counts follow the quota windows and survive restarts.
+    /// Reloads the persisted usage of a SIM when the local hour changes or the SIM was just
+    /// identified, so counts follow the quota windows and survive restarts.
+    ///
+    /// Only those SIMs: the store already holds the `+CMGS` records of messages whose
+    /// [`Finished`] report is still on its way (and adds their segments again), so reloading a
+    /// busy SIM in mid-hour would count them twice. At the turn of an hour a busy SIM can
+    /// still be over-counted by the segments in flight (never under: quotas stay safe) until
+    /// the next hour's reload.
     async fn refresh_usage(
         &mut self,
         now: DateTime<Utc>,
@@ -819,7 +825,7 @@ impl Dispatcher {
             .store
             .usage_all(now, config.dispatch.timezone)
             .await?;
-        for slot in &mut self.slots {
+        for slot in self.slots.iter_mut().filter(|s| s.usage_hour != Some(hour)) {
             let key = slot.sim_key();
             slot.usage = all
                 .iter()
