@@ -259,24 +259,21 @@ async fn throughput(b: &Bench, n: usize) -> Window {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t0, s0, c0, o0, m0) = (
-        Instant::now(),
-        b.env.sent_total(),
-        b.cpu(),
-        own_cpu(),
-        b.env.send_timing(),
-    );
+    let snapshot = || {
+        (
+            Instant::now(),
+            b.env.sent_total(),
+            b.cpu(),
+            own_cpu(),
+            b.env.send_timing(),
+        )
+    };
+    let (t0, s0, c0, o0, m0) = snapshot();
     while b.env.sent_total() < hi {
         assert!(Instant::now() < deadline, "stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (t1, s1, c1, o1, m1) = (
-        Instant::now(),
-        b.env.sent_total(),
-        b.cpu(),
-        own_cpu(),
-        b.env.send_timing(),
-    );
+    let (t1, s1, c1, o1, m1) = snapshot();
     let segs = (s1 - s0) as f64;
     let mean = |total: Duration, count: u64| total / (count.max(1) as u32);
     Window {
