@@ -276,16 +276,14 @@ async fn throughput(b: &Bench, n: usize) -> Window {
     let (t1, s1, c1, o1, m1) = snapshot();
     let segs = (s1 - s0) as f64;
     let mean = |total: Duration, count: u64| total / (count.max(1) as u32);
+    let m = m1 - m0;
     Window {
         rate: segs / (t1 - t0).as_secs_f64(),
         daemon_cpu: (c1 - c0) / segs,
         sims_cpu: (o1 - o0) / segs,
-        network: mean(m1.network - m0.network, m1.sends - m0.sends),
-        turnaround: mean(
-            m1.turnaround - m0.turnaround,
-            m1.turnarounds - m0.turnarounds,
-        ),
-        typing: mean(m1.typing - m0.typing, m1.sends - m0.sends),
+        network: mean(m.network, m.sends),
+        turnaround: mean(m.turnaround, m.turnarounds),
+        typing: mean(m.typing, m.sends),
     }
 }
 

@@ -187,6 +187,36 @@ pub struct SendTiming {
     pub typing: Duration,
 }
 
+/// Summing several modems' timings.
+impl std::ops::Add for SendTiming {
+    type Output = SendTiming;
+
+    fn add(self, o: SendTiming) -> SendTiming {
+        SendTiming {
+            sends: self.sends + o.sends,
+            network: self.network + o.network,
+            turnaround: self.turnaround + o.turnaround,
+            turnarounds: self.turnarounds + o.turnarounds,
+            typing: self.typing + o.typing,
+        }
+    }
+}
+
+/// What happened between an earlier reading (`earlier`) and this one.
+impl std::ops::Sub for SendTiming {
+    type Output = SendTiming;
+
+    fn sub(self, earlier: SendTiming) -> SendTiming {
+        SendTiming {
+            sends: self.sends.saturating_sub(earlier.sends),
+            network: self.network.saturating_sub(earlier.network),
+            turnaround: self.turnaround.saturating_sub(earlier.turnaround),
+            turnarounds: self.turnarounds.saturating_sub(earlier.turnarounds),
+            typing: self.typing.saturating_sub(earlier.typing),
+        }
+    }
+}
+
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
 
 pub(crate) fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
@@ -439,6 +469,31 @@ fn group_messages(sent: &[SentSms]) -> Vec<SentMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_timings_sum_over_modems_and_difference_between_readings() {
+        let ms = Duration::from_millis;
+        let a = SendTiming {
+            sends: 2,
+            network: ms(40),
+            turnaround: ms(3),
+            turnarounds: 1,
+            typing: ms(2),
+        };
+        let b = SendTiming {
+            sends: 1,
+            network: ms(21),
+            turnaround: ms(0),
+            turnarounds: 0,
+            typing: ms(1),
+        };
+        let sum = a + b;
+        assert_eq!((sum.sends, sum.network, sum.typing), (3, ms(61), ms(3)));
+        assert_eq!(sum - a, b);
+        // A reading taken after a modem was replaced may be smaller: no underflow.
+        assert_eq!((a - sum).sends, 0);
+        assert_eq!((a - sum).network, Duration::ZERO);
+    }
 
     fn seg(to: &str, text: &str, mr: u8, concat: Option<(u16, u8, u8)>) -> SentSms {
         SentSms {

@@ -175,15 +175,10 @@ impl Env {
     /// The simulators' send timing, summed over all of them.
     #[allow(dead_code)]
     pub fn send_timing(&self) -> gridsms::sim::SendTiming {
-        let mut sum = gridsms::sim::SendTiming::default();
-        for t in self.sims.values().map(|s| s.send_timing()) {
-            sum.sends += t.sends;
-            sum.network += t.network;
-            sum.turnaround += t.turnaround;
-            sum.turnarounds += t.turnarounds;
-            sum.typing += t.typing;
-        }
-        sum
+        self.sims
+            .values()
+            .map(|s| s.send_timing())
+            .fold(Default::default(), |sum, t| sum + t)
     }
 
     /// Starts the daemon in this process.
