@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use gridsms::message::{Category, MessageState};
 use gridsms::phone::normalise;
 use gridsms::store::migrations::{CURRENT_VERSION, MIGRATIONS, apply_up_to, version};
-use gridsms::store::{NewMessage, Store, StoreError};
+use gridsms::store::{EnqueueOutcome, NewMessage, Store, StoreError};
 use rusqlite::Connection;
 
 #[tokio::test]
@@ -206,4 +206,213 @@ async fn cancel_by_batch_works_on_rows_written_before_batch_ranges() {
             assert_eq!(got, state, "message {id} from version {v}");
         }
     }
+}
+
+/// Everything SQLite keeps about `messages`: columns, then its indexes and triggers with their
+/// SQL, whitespace collapsed. Autoindexes have no SQL and are listed by name.
+fn messages_schema(conn: &Connection) -> (Vec<String>, Vec<String>) {
+    let mut cols = conn.prepare("PRAGMA table_info(messages)").unwrap();
+    let columns = cols
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} notnull={} default={:?} pk={}",
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let mut objs = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master
+             WHERE tbl_name = 'messages' AND type IN ('index', 'trigger')",
+        )
+        .unwrap();
+    let mut objects = objs
+        .query_map([], |r| {
+            let sql: Option<String> = r.get(2)?;
+            let sql = sql
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            Ok(format!(
+                "{} {} {sql}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    objects.sort();
+    (columns, objects)
+}
+
+/// Each message row as one string, for before/after comparisons.
+const ROW_DIGEST: &str =
+    "SELECT quote(id) || '|' || quote(recipient) || '|' || quote(text) || '|' ||
+    quote(idempotency_key) || '|' || quote(content_hash) || '|' || quote(state) || '|' ||
+    quote(account) || '|' || quote(station) || '|' || quote(prefer_modem) || '|' ||
+    quote(sent_at) || '|' || quote(next_attempt_at) FROM messages ORDER BY id";
+
+/// Version 10 rebuilds `messages` to move the idempotency key into a partial unique index. The
+/// rebuild keeps every row, every segment, every column definition, index and trigger, and
+/// the constraints keep working afterwards.
+#[tokio::test]
+async fn messages_rebuild_keeps_rows_segments_indexes_and_constraints() {
+    let rebuild_at = MIGRATIONS
+        .iter()
+        .position(|m| m.contains("CREATE UNIQUE INDEX messages_idempotency"))
+        .expect("the rebuild migration") as u32;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let (rows_before, (columns_before, objects_before)) = {
+        let mut conn = Connection::open(&path).unwrap();
+        apply_up_to(&mut conn, rebuild_at).unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, recipient, text, category, priority, idempotency_key,
+                 content_hash, state, created_at, updated_at, next_attempt_at, account,
+                 station, prefer_modem, sent_at)
+             VALUES (1, '+8613800138000', '账单', 'bill', 3, 'bill:1001:2026-10', 42,
+                     'sent', 1, 2, 1, '1001', 'S01', 'm1', 2),
+                    (2, '+8613900139000', '停电', 'outage', 1, NULL, 43,
+                     'queued', 3, 3, 5, NULL, NULL, NULL, NULL),
+                    (3, '+8613700137000', '催费', 'reminder', 4, NULL, 44,
+                     'sending', 4, 4, 4, '1003', NULL, NULL, NULL);
+             INSERT INTO segments (message_id, seq, total, state, tp_mr, sim_iccid)
+             VALUES (1, 1, 2, 'submitted', 17, '8986001'), (1, 2, 2, 'submitted', 18, '8986001'),
+                    (2, 1, 1, 'pending', NULL, NULL), (3, 1, 1, 'submitting', NULL, '8986002');
+             INSERT INTO message_counts (state, category, n) VALUES ('sent', 'bill', 1),
+                    ('queued', 'outage', 1), ('sending', 'reminder', 1);",
+        )
+        .unwrap();
+        let rows: Vec<String> = conn
+            .prepare(ROW_DIGEST)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (rows, messages_schema(&conn))
+    };
+    assert!(
+        objects_before
+            .iter()
+            .any(|o| o.contains("sqlite_autoindex_messages")),
+        "before the rebuild the key has a column UNIQUE: {objects_before:?}"
+    );
+
+    let store = Store::open(&path).await.unwrap();
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(version(&conn).unwrap(), CURRENT_VERSION);
+    let rows_after: Vec<String> = conn
+        .prepare(ROW_DIGEST)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows_after, rows_before);
+    let segments: i64 = conn
+        .query_row("SELECT count(*) FROM segments", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(segments, 4, "no segment cascaded away with the old table");
+
+    let (columns_after, objects_after) = messages_schema(&conn);
+    assert_eq!(columns_after, columns_before);
+    let mut expected: Vec<String> = objects_before
+        .into_iter()
+        .filter(|o| !o.contains("sqlite_autoindex_messages"))
+        .collect();
+    expected.push(
+        "index messages_idempotency CREATE UNIQUE INDEX messages_idempotency ON messages \
+         (idempotency_key) WHERE idempotency_key IS NOT NULL"
+            .into(),
+    );
+    expected.sort();
+    assert_eq!(objects_after, expected);
+
+    // The store's connection has foreign keys back on: deleting a message cascades.
+    let fk: i64 = store
+        .call(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    // Keys stay unique: the old key with other content is a conflict, a new key is queued
+    // once, and any number of keyless messages go in.
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 8, 0, 0).unwrap();
+    let keyed = |key: &str, text: &str| {
+        let mut m = NewMessage::new(normalise("13800138000").unwrap(), text, Category::Bill);
+        m.idempotency_key = Some(key.into());
+        m
+    };
+    let err = store
+        .enqueue(keyed("bill:1001:2026-10", "另一条"), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { existing_id: 1, .. }),
+        "{err:?}"
+    );
+    let first = store.enqueue(keyed("k-new", "新账单"), now).await.unwrap();
+    let again = store.enqueue(keyed("k-new", "新账单"), now).await.unwrap();
+    assert_eq!(again, EnqueueOutcome::Duplicate(first.id()));
+    for _ in 0..3 {
+        let out = store
+            .enqueue(
+                NewMessage::new(normalise("13900139000").unwrap(), "无键", Category::Manual),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(out, EnqueueOutcome::Queued(_)));
+    }
+    // The count triggers were recreated: a state change moves the counters.
+    store
+        .call(|c| {
+            c.execute("UPDATE messages SET state = 'cancelled' WHERE id = 2", [])?;
+            c.execute("DELETE FROM messages WHERE id = 1", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.by_state(MessageState::Cancelled), 1);
+    assert_eq!(counts.by_state(MessageState::Sent), 0);
+    let left: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM segments WHERE message_id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "the cascade from messages to segments survived the rebuild"
+    );
+}
+
+/// Rows orphaned before a migration (a hand edit with foreign keys off) do not stop the
+/// daemon from opening its database.
+#[tokio::test]
+async fn orphans_from_before_do_not_block_a_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        apply_up_to(&mut conn, CURRENT_VERSION - 1).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        conn.execute(
+            "INSERT INTO segments (message_id, seq, total, state) VALUES (99, 1, 1, 'pending')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).await.unwrap();
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(version(&conn).unwrap(), CURRENT_VERSION);
 }

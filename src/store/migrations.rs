@@ -286,6 +286,75 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'the audit retention gate cannot be removed');
     END;
     "#,
+    // 10: idempotency keys in a partial unique index. The column-level UNIQUE of version 1
+    // indexed every row, keyless ones included (SQLite indexes NULLs), and that index was the
+    // largest single cost of a keyless bulk enqueue. SQLite cannot drop the index of a column
+    // constraint, so the table is rebuilt (SQLite's documented 12-step procedure; `migrate`
+    // turns foreign keys off around it so dropping the old table does not cascade into
+    // `segments`, and checks them before committing). Columns keep their order and
+    // definitions; indexes and triggers are recreated exactly as versions 1, 2 and 5 made
+    // them.
+    r#"
+    CREATE TABLE messages_rebuilt (
+        id               INTEGER PRIMARY KEY,
+        recipient        TEXT    NOT NULL,           -- E.164, +86...
+        text             TEXT    NOT NULL,
+        category         TEXT    NOT NULL,
+        priority         INTEGER NOT NULL,
+        not_before       INTEGER,
+        expires_at       INTEGER,
+        idempotency_key  TEXT,                       -- unique when set: messages_idempotency
+        content_hash     INTEGER NOT NULL,           -- compared only between rows of one key
+        state            TEXT    NOT NULL DEFAULT 'queued',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        modem            TEXT,                       -- modem name of the last claim
+        sim_iccid        TEXT,                       -- SIM identity of the last claim
+        origin           TEXT,                       -- who made it: api token, job name
+        batch_id         TEXT,                       -- for cancelling a whole run
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        next_attempt_at  INTEGER NOT NULL,           -- max(not_before, retry time)
+        sent_at          INTEGER,
+        delivered_at     INTEGER,
+        account          TEXT,
+        station          TEXT,
+        prefer_modem     TEXT
+    );
+    INSERT INTO messages_rebuilt (id, recipient, text, category, priority, not_before,
+            expires_at, idempotency_key, content_hash, state, attempts, last_error, modem,
+            sim_iccid, origin, batch_id, created_at, updated_at, next_attempt_at, sent_at,
+            delivered_at, account, station, prefer_modem)
+        SELECT id, recipient, text, category, priority, not_before, expires_at,
+            idempotency_key, content_hash, state, attempts, last_error, modem, sim_iccid,
+            origin, batch_id, created_at, updated_at, next_attempt_at, sent_at, delivered_at,
+            account, station, prefer_modem
+        FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_rebuilt RENAME TO messages;
+
+    CREATE UNIQUE INDEX messages_idempotency ON messages (idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_ready ON messages (priority, category, next_attempt_at)
+        WHERE state = 'queued';
+    CREATE INDEX messages_expiry ON messages (expires_at)
+        WHERE state = 'queued' AND expires_at IS NOT NULL;
+    CREATE INDEX messages_sending ON messages (id) WHERE state = 'sending';
+    CREATE INDEX messages_recipient ON messages (recipient);
+    CREATE INDEX messages_finished ON messages (updated_at)
+        WHERE state NOT IN ('queued', 'sending');
+    CREATE INDEX messages_account_queued ON messages (category, account)
+        WHERE state = 'queued' AND account IS NOT NULL;
+    CREATE TRIGGER messages_count_update AFTER UPDATE OF state, category ON messages
+        WHEN OLD.state IS NOT NEW.state OR OLD.category IS NOT NEW.category BEGIN
+        UPDATE message_counts SET n = n - 1 WHERE state = OLD.state AND category = OLD.category;
+        INSERT INTO message_counts (state, category, n) VALUES (NEW.state, NEW.category, 1)
+            ON CONFLICT (state, category) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+        UPDATE message_counts SET n = n - 1 WHERE state = OLD.state AND category = OLD.category;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -329,6 +398,21 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
 /// version exactly as an old binary left it.
 #[doc(hidden)]
 pub fn apply_up_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
+    // A migration may rebuild a parent table (version 10 rebuilds `messages`); with foreign
+    // keys on, dropping the old table would delete every child row. SQLite's documented
+    // procedure: keys off outside the transaction, verify them before committing, restore.
+    let keys_were_on: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    if keys_were_on {
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    }
+    let applied = apply_in_transaction(conn, target);
+    if keys_were_on {
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    }
+    applied
+}
+
+fn apply_in_transaction(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
     if found > CURRENT_VERSION {
@@ -338,6 +422,11 @@ pub fn apply_up_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError
         });
     }
     let target = target.min(CURRENT_VERSION);
+    let broken_before = if target > found {
+        foreign_key_violations(&tx)?
+    } else {
+        0
+    };
     for (i, sql) in MIGRATIONS
         .iter()
         .enumerate()
@@ -351,8 +440,28 @@ pub fn apply_up_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError
             })?;
     }
     if target > found {
+        // Rows orphaned before (only a hand edit with keys off makes them) are not this
+        // migration's doing and must not stop the daemon; new ones are.
+        let broken_after = foreign_key_violations(&tx)?;
+        if broken_after > broken_before {
+            return Err(StoreError::Corrupt(format!(
+                "migrating to version {target} would orphan {} rows",
+                broken_after - broken_before
+            )));
+        }
         tx.pragma_update(None, "user_version", target)?;
     }
     tx.commit()?;
     Ok(found)
+}
+
+/// Rows whose foreign key points at nothing, over the whole database.
+fn foreign_key_violations(conn: &Connection) -> Result<usize, StoreError> {
+    let mut check = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = check.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }

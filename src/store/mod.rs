@@ -215,7 +215,26 @@ pub fn open_connection(path: &Path, opts: &StoreOptions) -> Result<Connection, S
 
 fn prepare(conn: &mut Connection, opts: &StoreOptions) -> Result<(), StoreError> {
     migrations::configure(conn, opts.busy_timeout)?;
+    let before = migrations::version(conn)?;
+    let upgrading = before > 0 && before < migrations::CURRENT_VERSION;
+    if upgrading {
+        // Some upgrades copy a whole table (version 10 rebuilds `messages`): say why the start
+        // is slow before it is.
+        tracing::info!(
+            from = before,
+            to = migrations::CURRENT_VERSION,
+            "upgrading the database schema; a large database takes seconds per million messages"
+        );
+    }
+    let started = std::time::Instant::now();
     migrations::migrate(conn)?;
+    if upgrading {
+        tracing::info!(
+            version = migrations::CURRENT_VERSION,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "database schema upgraded"
+        );
+    }
     // Every hot statement stays prepared; several modules share the cache.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())

@@ -459,7 +459,7 @@ pub fn enqueue_prepared(
                  next_attempt_at, account, station, prefer_modem)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?11, ?12, ?13, ?14,
                  ?15)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )?;
         let mut existing =
             tx.prepare_cached("SELECT id, content_hash FROM messages WHERE idempotency_key = ?1")?;
