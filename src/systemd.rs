@@ -43,6 +43,17 @@ impl Notifier {
         self.send(&[NotifyState::Status(status)]);
     }
 
+    /// Asks for `by` more start-up time (and pings the watchdog) while something slow but
+    /// alive, such as a schema upgrade, holds READY back.
+    pub fn extend_start(&self, by: Duration, status: &str) {
+        let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
+        self.send(&[
+            NotifyState::ExtendTimeoutUsec(usec),
+            NotifyState::Watchdog,
+            NotifyState::Status(status),
+        ]);
+    }
+
     pub fn watchdog(&self) {
         self.send(&[NotifyState::Watchdog]);
     }
@@ -99,6 +110,12 @@ mod tests {
         assert!(text.contains("READY=1"), "{text}");
         assert!(text.contains("STATUS=2/4 modems up, 0 queued"), "{text}");
         assert_eq!(n.watchdog_interval(), Some(Duration::from_secs(15)));
+        n.extend_start(Duration::from_secs(30), "upgrading");
+        let len = socket.recv(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..len]);
+        assert!(text.contains("EXTEND_TIMEOUT_USEC=30000000"), "{text}");
+        assert!(text.contains("WATCHDOG=1"), "{text}");
+        assert!(text.contains("STATUS=upgrading"), "{text}");
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
     }
 }

@@ -120,7 +120,17 @@ pub async fn start(
         })?;
     }
     crate::marketing::demo::ensure(&config, options.clock.now());
-    let store = Store::open(storage).await?;
+    let store = with_start_extended(Store::open(storage), |waited| {
+        tracing::info!(
+            waited_s = waited.as_secs(),
+            "still opening the database (schema upgrade); asked systemd for more time"
+        );
+        options.notifier.extend_start(
+            START_EXTENSION,
+            "opening the database (schema upgrade in progress)",
+        );
+    })
+    .await?;
     let recovery = store
         .recover_in_flight(recovery_policy(&config), options.clock.now())
         .await?;
@@ -359,6 +369,37 @@ async fn keep_systemd_informed(shared: Arc<Shared>, notifier: Notifier) {
     }
 }
 
+/// How long an open may take before systemd is asked for more start time, how much each ask
+/// adds, and when asking stops (a store that has not opened by then is not coming back, and
+/// systemd's own timeout should fail the start).
+const SLOW_OPEN_AFTER: Duration = Duration::from_secs(5);
+const START_EXTENSION: Duration = Duration::from_secs(30);
+const MAX_START_EXTENSION: Duration = Duration::from_secs(30 * 60);
+
+/// Runs `opening` (the store's open, which may upgrade the schema of a large database for
+/// minutes on a slow disk) and calls `extend` (ask systemd for [`START_EXTENSION`] more) every
+/// third of that while it is slow, so TimeoutStartSec and the watchdog do not kill the daemon
+/// mid-upgrade: a killed upgrade rolls back and would start over at every restart.
+async fn with_start_extended<F: std::future::Future>(
+    opening: F,
+    mut extend: impl FnMut(Duration),
+) -> F::Output {
+    tokio::pin!(opening);
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval_at(started + SLOW_OPEN_AFTER, START_EXTENSION / 3);
+    loop {
+        tokio::select! {
+            opened = &mut opening => return opened,
+            _ = tick.tick() => {
+                let waited = started.elapsed();
+                if waited <= MAX_START_EXTENSION {
+                    extend(waited);
+                }
+            }
+        }
+    }
+}
+
 /// ModemManager probes serial ports and can hold them for seconds; our udev rules tell it to
 /// leave our modems alone, but only for ports the rules matched.
 fn warn_if_modemmanager_running(config: &Config) {
@@ -389,5 +430,48 @@ fn warn_if_modemmanager_running(config: &Config) {
              tag those ID_MM_DEVICE_IGNORE); it may probe and hold them. Install udev/90-gridsms.rules \
              or stop ModemManager"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Elapsed times at which `extend` was called while an open took `open_takes`.
+    async fn extensions_during(open_takes: Duration) -> Vec<u64> {
+        let mut asked = Vec::new();
+        let opened = with_start_extended(
+            async {
+                tokio::time::sleep(open_takes).await;
+                "opened"
+            },
+            |waited| asked.push(waited.as_secs()),
+        )
+        .await;
+        assert_eq!(opened, "opened");
+        asked
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_open_asks_systemd_for_nothing() {
+        assert!(extensions_during(Duration::from_secs(4)).await.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_open_keeps_asking_for_time_before_the_last_extension_runs_out() {
+        let asked = extensions_during(Duration::from_secs(60)).await;
+        assert_eq!(asked, vec![5, 15, 25, 35, 45, 55]);
+        // Each ask covers the start until well after the next one.
+        for pair in asked.windows(2) {
+            assert!(Duration::from_secs(pair[1] - pair[0]) < START_EXTENSION);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_that_never_ends_stops_being_covered() {
+        let asked = extensions_during(MAX_START_EXTENSION + Duration::from_secs(600)).await;
+        let last = *asked.last().expect("asked at least once");
+        assert!(last <= MAX_START_EXTENSION.as_secs(), "{last}");
+        assert_eq!(asked.len(), 180, "every 10 s from 5 s to 30 min");
     }
 }
