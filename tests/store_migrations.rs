@@ -252,11 +252,20 @@ fn messages_schema(conn: &Connection) -> (Vec<String>, Vec<String>) {
 }
 
 /// Each message row as one string, for before/after comparisons.
-const ROW_DIGEST: &str =
-    "SELECT quote(id) || '|' || quote(recipient) || '|' || quote(text) || '|' ||
-    quote(idempotency_key) || '|' || quote(content_hash) || '|' || quote(state) || '|' ||
-    quote(account) || '|' || quote(station) || '|' || quote(prefer_modem) || '|' ||
-    quote(sent_at) || '|' || quote(next_attempt_at) FROM messages ORDER BY id";
+fn message_rows(conn: &Connection) -> Vec<String> {
+    conn.prepare(
+        "SELECT quote(id) || '|' || quote(recipient) || '|' || quote(text) || '|' ||
+             quote(idempotency_key) || '|' || quote(content_hash) || '|' || quote(state) || '|' ||
+             quote(account) || '|' || quote(station) || '|' || quote(prefer_modem) || '|' ||
+             quote(sent_at) || '|' || quote(next_attempt_at)
+         FROM messages ORDER BY id",
+    )
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
 
 /// Version 10 rebuilds `messages` to move the idempotency key into a partial unique index. The
 /// rebuild keeps every row, every segment, every column definition, index and trigger, and
@@ -289,14 +298,7 @@ async fn messages_rebuild_keeps_rows_segments_indexes_and_constraints() {
                     ('queued', 'outage', 1), ('sending', 'reminder', 1);",
         )
         .unwrap();
-        let rows: Vec<String> = conn
-            .prepare(ROW_DIGEST)
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        (rows, messages_schema(&conn))
+        (message_rows(&conn), messages_schema(&conn))
     };
     assert!(
         objects_before
@@ -308,14 +310,7 @@ async fn messages_rebuild_keeps_rows_segments_indexes_and_constraints() {
     let store = Store::open(&path).await.unwrap();
     let conn = Connection::open(&path).unwrap();
     assert_eq!(version(&conn).unwrap(), CURRENT_VERSION);
-    let rows_after: Vec<String> = conn
-        .prepare(ROW_DIGEST)
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows_after, rows_before);
+    assert_eq!(message_rows(&conn), rows_before);
     let segments: i64 = conn
         .query_row("SELECT count(*) FROM segments", [], |r| r.get(0))
         .unwrap();
